@@ -1,0 +1,59 @@
+"""What measure and evaluate share: a model adapter, its dataset, and a loaded backend runner."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploybench.backends import get_backend
+from deploybench.backends.base import Runner
+from deploybench.errors import UserError
+from deploybench.models.adapter import ModelAdapter, load_adapter
+
+
+@dataclass(frozen=True)
+class CellInputs:
+    config: Path
+    checkpoint: Path
+    data_root: Path
+    artifact: Path | None = None
+    allow_pickle: bool = False
+    device: str = "cpu"
+    threads: int = 1
+
+
+@dataclass
+class OpenCell:
+    adapter: ModelAdapter
+    dataset: Any
+    runner: Runner
+
+
+def skip_reason(backend: str, precision: str, device: str) -> str:
+    """Empty when this machine can run the cell, else why not."""
+    ok, reason = get_backend(backend).available(precision, device)
+    return "" if ok else reason
+
+
+@contextlib.contextmanager
+def open_cell(backend: str, precision: str, inputs: CellInputs) -> Iterator[OpenCell]:
+    adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle)
+    dataset = adapter.dataset(inputs.data_root)
+    if len(dataset) == 0:
+        raise UserError(f"dataset at {inputs.data_root} has no test images")
+    runner = get_backend(backend).load(adapter, inputs.artifact, precision, inputs.device,
+                                       inputs.threads)
+    try:
+        yield OpenCell(adapter, dataset, runner)
+    finally:
+        runner.close()
+
+
+def check_input_shape(expected: list[int] | None, actual: tuple[int, ...]) -> None:
+    if expected is not None and list(expected) != list(actual):
+        raise UserError(f"the test pipeline produced input shape {list(actual)} but the network "
+                        f"was exported for {expected}; set models.<name>.input_shape to the "
+                        "pipeline's output size, or change the config's test pipeline")

@@ -1,0 +1,203 @@
+"""One entry point, one subcommand per pipeline step: `deploybench <step> --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deploybench.errors import UserError
+from deploybench.provenance import usable_cores
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from deploybench.data.synthetic import SyntheticSpec, generate
+
+    spec = SyntheticSpec(seed=args.seed, num_train=args.num_train, num_val=args.num_val,
+                         image_size=args.image_size)
+    generate(args.out, spec)
+    print(f"wrote synthetic dataset {spec} to {args.out}")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from deploybench.fetch import fetch
+
+    fetch(args.url, args.sha256, args.out, retries=args.retries, backoff=args.backoff)
+    print(f"fetched {args.url} -> {args.out} (sha256 verified)")
+    return 0
+
+
+def _cell(args: argparse.Namespace, backend: str, precision: str):
+    from deploybench.results import Cell
+
+    return Cell(args.model, args.task, backend, precision, getattr(args, "batch", 1))
+
+
+def _expected_shape(args: argparse.Namespace) -> list[int]:
+    return [getattr(args, "batch", 1), 3, *args.input_shape]
+
+
+def _cell_inputs(args: argparse.Namespace):
+    from deploybench.cell import CellInputs
+
+    threads = args.threads or usable_cores()
+    artifact = Path(args.artifact) if getattr(args, "artifact", None) else None
+    return CellInputs(Path(args.config), Path(args.checkpoint), Path(args.data), artifact,
+                      args.allow_pickle, args.device, threads)
+
+
+def _settings(args: argparse.Namespace, *keys: str) -> dict:
+    return {k: getattr(args, k) for k in ("config", "checkpoint", "input_shape", *keys)}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from deploybench.cell import check_input_shape
+    from deploybench.export.onnx_export import export_onnx
+    from deploybench.models.adapter import load_adapter
+    from deploybench.results import run_step
+
+    def body():
+        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
+        _, sample, _ = next(adapter.batches(adapter.dataset(args.data), 1))
+        check_input_shape(_expected_shape(args), tuple(sample.shape))
+        return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset)}
+
+    return run_step("export", _cell(args, "onnx", "fp32"), args.out,
+                    _settings(args, "opset"), [args.config], body)
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from deploybench.measure.run import measure_cell
+    from deploybench.measure.timing import StoppingRule
+    from deploybench.results import run_step
+
+    rule = StoppingRule(args.warmup_iters, args.warmup_seconds, args.min_iters, args.min_seconds,
+                        args.max_seconds)
+    cell = _cell(args, args.backend, args.precision)
+    settings = {**_settings(args, "backend", "precision", "batch", "device"),
+                "threads": args.threads or usable_cores(), "stopping_rule": rule.__dict__}
+    return run_step("measure", cell, args.out, settings, [args.config], lambda: measure_cell(
+        cell, _cell_inputs(args), rule, _expected_shape(args)))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from deploybench.evaluate import evaluate_cell
+    from deploybench.results import run_step
+
+    cell = _cell(args, args.backend, args.precision)
+    settings = {**_settings(args, "backend", "precision", "device", "limit"),
+                "threads": args.threads or usable_cores()}
+    return run_step("evaluate", cell, args.out, settings, [args.config], lambda: evaluate_cell(
+        cell, _cell_inputs(args), _expected_shape(args), args.limit))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from deploybench.report.build import build_report
+
+    failed = build_report(args.results, args.profile, Path(args.out_dir))
+    print(f"wrote {args.out_dir}/benchmark.md and results.csv ({failed} failed cells)")
+    return 1 if failed and args.strict else 0
+
+
+def _cmd_fixture_train(args: argparse.Namespace) -> int:
+    from deploybench.fixture.train import train
+
+    digest = train(Path(args.config), Path(args.data), Path(args.out),
+                   Path(args.work_dir) if args.work_dir else None)
+    print(f"wrote {args.out}\nsha256 {digest}")
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
+    p.add_argument("--task", required=True, choices=("detection", "segmentation"))
+    p.add_argument("--config", required=True, help="the model's mmdet/mmseg config file")
+    p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load a full training checkpoint, not only weights")
+    p.add_argument("--data", required=True, help="dataset root the model config reads")
+    p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--out", required=True, help="result JSON to write")
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--backend", required=True)
+    p.add_argument("--precision", required=True)
+    p.add_argument("--artifact", help="the file the backend runs (e.g. the ONNX model)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deploybench", description=__doc__)
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    p = steps.add_parser("data", help="generate the seeded synthetic dataset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-train", type=int, default=800)
+    p.add_argument("--num-val", type=int, default=150)
+    p.add_argument("--image-size", type=int, default=160)
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.set_defaults(func=_cmd_data)
+
+    p = steps.add_parser("fetch", help="download a checkpoint and verify its sha256")
+    p.add_argument("--url", required=True, help="file://, http:// or https:// URL")
+    p.add_argument("--sha256", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--retries", type=int, default=4, help="retries on network errors")
+    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay, doubling")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = steps.add_parser("export", help="export the tensor-mode network to ONNX")
+    _model_args(p)
+    p.add_argument("--onnx", required=True, help="ONNX file to write")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=_cmd_export)
+
+    p = steps.add_parser("measure", help="time one cell's network")
+    _cell_args(p)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--warmup-iters", type=int, default=5)
+    p.add_argument("--warmup-seconds", type=float, default=1.0)
+    p.add_argument("--min-iters", type=int, default=20)
+    p.add_argument("--min-seconds", type=float, default=3.0)
+    p.add_argument("--max-seconds", type=float, default=120.0)
+    p.set_defaults(func=_cmd_measure)
+
+    p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")
+    _cell_args(p)
+    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = steps.add_parser("report", help="merge result files into reports/<profile>/")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--strict", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("results", nargs="*", help="result JSON files (missing ones are shown)")
+    p.set_defaults(func=_cmd_report)
+
+    p = steps.add_parser("fixture", help="the embedded default's models")
+    sub = p.add_subparsers(dest="fixture_step", required=True, metavar="ACTION")
+    t = sub.add_parser("train", help="train a fixture model; write a weights-only checkpoint")
+    t.add_argument("--config", required=True)
+    t.add_argument("--data", required=True, help="the synthetic dataset directory")
+    t.add_argument("--out", required=True)
+    t.add_argument("--work-dir")
+    t.set_defaults(func=_cmd_fixture_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The pipeline config: schema validation with defaults, semantic checks, cells and paths.
+
+The Snakefile calls `validate` before any job is planned, so bad input fails up front with the
+offending key named.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from deploybench.errors import UserError
+from deploybench.provenance import hardware_profile
+from deploybench.results import Cell
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class: Any) -> Any:
+    """A validator that also fills in each property's schema default (Snakemake does the same)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator:
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
+             source: str = "config") -> dict[str, Any]:
+    """A validated, default-filled copy of `config`; raises UserError naming every bad key."""
+    schema = yaml.safe_load(schema_path.read_text())
+    config = copy.deepcopy(config)
+    validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  {_where(e)}: {e.message}" for e in errors]
+        raise UserError(f"{source} is invalid:\n" + "\n".join(lines))
+    _check_references(config, source)
+    return config
+
+
+def _check_references(config: dict[str, Any], source: str) -> None:
+    models, datasets = config["models"], config["datasets"]
+    problems = []
+    for name in config["matrix"]["models"]:
+        if name not in models:
+            problems.append(f"matrix.models: unknown model {name!r}; valid: {', '.join(models)}")
+    for name, model in models.items():
+        if model["dataset"] not in datasets:
+            problems.append(f"models.{name}.dataset: unknown dataset {model['dataset']!r}; "
+                            f"valid: {', '.join(datasets)}")
+        if not Path(model["config"]).is_file():
+            problems.append(f"models.{name}.config: file {model['config']} does not exist")
+    for name, dataset in datasets.items():
+        if dataset["kind"] == "directory":
+            path = dataset.get("path")
+            if not path:
+                problems.append(f"datasets.{name}.path: required for kind 'directory'")
+            elif not Path(path).is_dir():
+                problems.append(f"datasets.{name}.path: {path} does not exist; download the "
+                                "dataset there (laid out as the model config expects) or fix "
+                                "the path")
+    if problems:
+        raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    return validate(yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Typed view of a validated config: which cells run, and where each file lives."""
+
+    config: dict[str, Any]
+
+    @property
+    def profile(self) -> str:
+        profile = self.config["profile"]
+        return hardware_profile() if profile == "auto" else profile
+
+    @property
+    def model_names(self) -> list[str]:
+        return self.config["matrix"]["models"] or list(self.config["models"])
+
+    def model(self, name: str) -> dict[str, Any]:
+        return self.config["models"][name]
+
+    def cells(self) -> list[Cell]:
+        matrix = self.config["matrix"]
+        return [Cell(m, self.model(m)["task"], b, p) for m in self.model_names
+                for b in matrix["backends"] for p in matrix["precisions"]]
+
+    def model_hash(self, name: str) -> str:
+        """Changes when anything that defines the model's results changes."""
+        model = self.model(name)
+        spec = {"model": model, "dataset": self.config["datasets"][model["dataset"]]}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    # --- paths (relative to the Snakemake working directory) ---------------------------------
+    def dataset_dir(self, name: str) -> str:
+        dataset = self.config["datasets"][name]
+        return dataset["path"] if dataset["kind"] == "directory" else f"resources/data/{name}"
+
+    @staticmethod
+    def checkpoint(model: str) -> str:
+        return f"resources/checkpoints/{model}.pth"
+
+    def results_dir(self) -> str:
+        return f"results/{self.profile}"
+
+    def onnx(self, model: str) -> str:
+        return f"{self.results_dir()}/export/{model}.onnx"
+
+    def export_result(self, model: str) -> str:
+        return f"{self.results_dir()}/export/{model}.json"
+
+    def cell_result(self, step: str, cell: Cell) -> str:
+        return (f"{self.results_dir()}/{step}/{cell.model}/"
+                f"{cell.backend}-{cell.precision}-b{cell.batch}.json")
+
+    def report_files(self) -> list[str]:
+        return [f"reports/{self.profile}/benchmark.md", f"reports/{self.profile}/results.csv"]
+
+    def all_results(self) -> list[str]:
+        """Every result file the report merges, in a stable order."""
+        exports = [self.export_result(m) for m in self.model_names
+                   if "onnxruntime" in self.config["matrix"]["backends"]]
+        cells = [self.cell_result(step, c) for c in self.cells()
+                 for step in ("measure", "evaluate")]
+        return exports + cells
+
+
+def model_args(plan: Plan, name: str) -> str:
+    """The CLI arguments that identify a model to every step (shell-quoted)."""
+    import shlex
+
+    model = plan.model(name)
+    dataset = plan.dataset_dir(model["dataset"])
+    args = ["--model", name, "--task", model["task"], "--config", model["config"],
+            "--checkpoint", plan.checkpoint(name), "--data", dataset,
+            "--input-shape", *map(str, model["input_shape"])]
+    if model["checkpoint"]["allow_pickle"]:
+        args.append("--allow-pickle")
+    return shlex.join(args)

@@ -1,0 +1,1 @@
+"""Exports and builds: ONNX now; quantized models and engines later."""

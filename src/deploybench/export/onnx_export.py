@@ -1,0 +1,34 @@
+"""Export the tensor-mode network (backbone, neck, head; no post-processing) to ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deploybench.atomic import atomic_path
+from deploybench.errors import UserError
+from deploybench.models.adapter import ModelAdapter
+
+EXPORTER = "torch.onnx.export (TorchScript-based)"
+
+
+def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
+                opset: int) -> dict[str, Any]:
+    """Write `out` atomically; return what the result records about the export."""
+    import onnx
+
+    output_names = adapter.output_names(sample)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(adapter.network, (sample,), str(tmp), input_names=["input"],
+                              output_names=output_names, opset_version=opset,
+                              do_constant_folding=True, dynamo=False)
+        try:
+            onnx.checker.check_model(str(tmp))
+        except onnx.checker.ValidationError as err:
+            raise UserError(f"exported ONNX model fails onnx.checker: {err}") from err
+    return {"exporter": EXPORTER, "torch": torch.__version__, "onnx": onnx.__version__,
+            "opset": opset, "input_shape": list(sample.shape), "input_name": "input",
+            "output_names": output_names}

@@ -1,0 +1,22 @@
+"""Latency statistics over raw samples, all computed by numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def latency_stats(samples_ms: Sequence[float], batch: int = 1) -> dict[str, float]:
+    x = np.asarray(samples_ms, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no latency samples")
+    p90, p95, p99 = np.percentile(x, [90, 95, 99])
+    median = float(np.median(x))
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return {"median": median, "mean": mean, "p90": float(p90), "p95": float(p95),
+            "p99": float(p99), "std": std, "min": float(x.min()), "max": float(x.max()),
+            "cov": std / mean if mean > 0 else 0.0, "count": int(x.size),
+            # Throughput of the typical call: images per second at the median latency.
+            "fps": batch * 1000.0 / median if median > 0 else 0.0}

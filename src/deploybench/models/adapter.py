@@ -1,0 +1,206 @@
+"""The model split every backend shares: pre-process | network (tensor mode) | post-process.
+
+Only the network differs between backends, so accuracy differences come from the backend alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deploybench.errors import UserError
+from deploybench.models.loading import (
+    build_model,
+    codebase_of,
+    load_mm_config,
+    register_codebase,
+    set_data_root,
+)
+
+# A nested structure of tuples/lists of tensors, recorded as nested lengths (None = a leaf).
+Spec = Any
+
+
+def flatten(outputs: Any) -> tuple[list[torch.Tensor], Spec]:
+    if isinstance(outputs, torch.Tensor):
+        return [outputs], None
+    if not isinstance(outputs, list | tuple):
+        raise UserError(f"tensor-mode output of type {type(outputs).__name__} is not supported")
+    leaves: list[torch.Tensor] = []
+    spec = []
+    for item in outputs:
+        sub_leaves, sub_spec = flatten(item)
+        leaves.extend(sub_leaves)
+        spec.append((len(sub_leaves), sub_spec))
+    return leaves, spec
+
+
+def unflatten(leaves: Sequence[Any], spec: Spec) -> Any:
+    if spec is None:
+        return leaves[0]
+    out, start = [], 0
+    for count, sub_spec in spec:
+        out.append(unflatten(leaves[start:start + count], sub_spec))
+        start += count
+    return out
+
+
+class TensorModeNetwork(torch.nn.Module):
+    """backbone + neck + head as `model(x, mode='tensor')` runs them, outputs flattened."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves, _ = flatten(self.model(inputs, mode="tensor"))
+        return tuple(leaves)
+
+
+class ModelAdapter(ABC):
+    """One OpenMMLab model: its own test pipeline, tensor-mode network and post-processing."""
+
+    task: str
+    codebase: str
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.device = device
+        self.network = TensorModeNetwork(model).eval()
+        self._spec: Spec = None
+
+    # --- data -------------------------------------------------------------------------------
+    def dataset(self, data_root: Path | str) -> Any:
+        """The config's test dataset, read from `data_root`, through the model's test pipeline."""
+        from mmengine.registry import DATASETS
+
+        data_root = Path(data_root)
+        if not data_root.is_dir():
+            raise UserError(f"dataset directory {data_root} does not exist; run the pipeline's "
+                            "data step (snakemake creates it from datasets.<name> in the config)")
+        set_data_root(self.cfg, data_root)
+        return DATASETS.build(self.cfg.test_dataloader.dataset)
+
+    def evaluator(self, dataset: Any) -> Any:
+        from mmengine.evaluator import Evaluator
+
+        evaluator = Evaluator(self.cfg.test_evaluator)
+        evaluator.dataset_meta = dataset.metainfo
+        return evaluator
+
+    def batches(self, dataset: Any, batch_size: int = 1,
+                limit: int | None = None) -> Iterator[tuple[dict, torch.Tensor, list]]:
+        """(raw batch, network input, data samples) through the model's own data preprocessor."""
+        from mmengine.dataset import pseudo_collate
+
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        for start in range(0, count, batch_size):
+            raw = pseudo_collate([dataset[i] for i in range(start, min(start + batch_size, count))])
+            with torch.inference_mode():
+                data = self.model.data_preprocessor(raw, False)
+            yield raw, data["inputs"], data["data_samples"]
+
+    # --- network ----------------------------------------------------------------------------
+    def run_network(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            leaves, self._spec = flatten(self.model(inputs.to(self.device), mode="tensor"))
+        return leaves
+
+    def output_names(self, inputs: torch.Tensor) -> list[str]:
+        """Stable names for the flattened outputs, e.g. `output_0_2` (group 0, level 2)."""
+        self.run_network(inputs)
+
+        def names(spec: Spec, prefix: str) -> list[str]:
+            if spec is None:
+                return [prefix]
+            return [n for i, (_, sub) in enumerate(spec) for n in names(sub, f"{prefix}_{i}")]
+
+        return names(self._spec, "output")
+
+    def structure(self, inputs: torch.Tensor) -> Spec:
+        if self._spec is None:
+            self.run_network(inputs)
+        return self._spec
+
+    # --- post-processing --------------------------------------------------------------------
+    def postprocess(self, outputs: Sequence[np.ndarray | torch.Tensor], inputs: torch.Tensor,
+                    data_samples: list) -> list:
+        """The model's own post-processing of the network outputs, whichever backend ran it."""
+        tensors = [torch.as_tensor(np.asarray(o) if not isinstance(o, torch.Tensor) else o)
+                   .to(self.device) for o in outputs]
+        with torch.inference_mode():
+            return self._postprocess(unflatten(tensors, self.structure(inputs)), data_samples)
+
+    @abstractmethod
+    def _postprocess(self, outputs: Any, data_samples: list) -> list: ...
+
+    @staticmethod
+    @abstractmethod
+    def metric_names(metrics: dict[str, float]) -> dict[str, float]:
+        """The evaluator's metrics under the library's own short keys (bbox_mAP, mIoU, ...)."""
+
+
+class DetectionAdapter(ModelAdapter):
+    """mmdet single-stage detectors: `bbox_head.predict_by_feat` decodes boxes (and masks)."""
+
+    task = "detection"
+    codebase = "mmdet"
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
+        super().__init__(cfg, model, device)
+        head = getattr(model, "bbox_head", None)
+        if head is None or not hasattr(head, "predict_by_feat") or hasattr(model, "roi_head"):
+            raise UserError(f"{type(model).__name__} is not a single-stage detector with "
+                            "bbox_head.predict_by_feat; deploybench supports mmdet's single-stage "
+                            "detectors (RTMDet, YOLOX, RetinaNet, FCOS, ...)")
+
+    def _postprocess(self, outputs: Any, data_samples: list) -> list:
+        metas = [sample.metainfo for sample in data_samples]
+        results = self.model.bbox_head.predict_by_feat(*outputs, batch_img_metas=metas,
+                                                       rescale=True)
+        return self.model.add_pred_to_datasample(data_samples, results)
+
+    @staticmethod
+    def metric_names(metrics: dict[str, float]) -> dict[str, float]:
+        return {k.removeprefix("coco/"): v for k, v in metrics.items()}
+
+
+class SegmentationAdapter(ModelAdapter):
+    """mmseg encoder-decoders in whole-image mode: decode head resize, then postprocess_result."""
+
+    task = "segmentation"
+    codebase = "mmseg"
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
+        super().__init__(cfg, model, device)
+        mode = (model.test_cfg or {}).get("mode", "whole")
+        if mode != "whole":
+            raise UserError(f"test_cfg.mode={mode!r}: deploybench exports one whole-image "
+                            "network; set model.test_cfg=dict(mode='whole') in the config")
+
+    def _postprocess(self, outputs: Any, data_samples: list) -> list:
+        metas = [sample.metainfo for sample in data_samples]
+        logits = self.model.decode_head.predict_by_feat(outputs, metas)
+        return self.model.postprocess_result(logits, data_samples)
+
+    @staticmethod
+    def metric_names(metrics: dict[str, float]) -> dict[str, float]:
+        return dict(metrics)
+
+
+ADAPTERS: dict[str, type[ModelAdapter]] = {"mmdet": DetectionAdapter, "mmseg": SegmentationAdapter}
+
+
+def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu",
+                 allow_pickle: bool = False) -> ModelAdapter:
+    cfg = load_mm_config(config)
+    codebase = codebase_of(cfg)
+    register_codebase(codebase)
+    model = build_model(cfg, checkpoint, device, allow_pickle)
+    return ADAPTERS[codebase](cfg, model, device)

@@ -1,0 +1,121 @@
+"""Load an OpenMMLab config and build its model from a verified checkpoint, on the CPU or a GPU."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deploybench.errors import UserError
+
+CODEBASES = ("mmdet", "mmseg")
+
+
+def register_codebase(codebase: str) -> None:
+    """Import the codebase's registries and make it the default scope (builds resolve there)."""
+    if codebase == "mmdet":
+        from mmdet.utils import register_all_modules
+    elif codebase == "mmseg":
+        from mmseg.utils import register_all_modules
+    else:
+        raise UserError(f"unknown codebase {codebase!r}; valid: {', '.join(CODEBASES)}")
+    register_all_modules(init_default_scope=True)
+
+
+def load_mm_config(path: Path | str) -> Any:
+    """Read an mmengine config file (inheritance such as `mmdet::` resolved)."""
+    from mmengine.config import Config
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model config {path} does not exist; set models.<name>.config in the "
+                        "pipeline config to an mmdet/mmseg config file")
+    return Config.fromfile(str(path))
+
+
+def codebase_of(cfg: Any) -> str:
+    scope = cfg.get("default_scope")
+    if scope not in CODEBASES:
+        raise UserError(f"config's default_scope is {scope!r}; deploybench needs one of "
+                        f"{', '.join(CODEBASES)} (add `default_scope = 'mmdet'` or 'mmseg')")
+    return scope
+
+
+def _dataloader_datasets(cfg: Any) -> list[Any]:
+    datasets = []
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key)
+        if loader is None:
+            continue
+        dataset = loader["dataset"]
+        # Wrappers (RepeatDataset, ConcatDataset, ...) keep the real dataset one level down.
+        while "dataset" in dataset:
+            dataset = dataset["dataset"]
+        datasets.append(dataset)
+    return datasets
+
+
+def set_data_root(cfg: Any, data_root: Path | str) -> None:
+    """Point every dataset and evaluator annotation file of `cfg` at `data_root`."""
+    root = str(Path(data_root)) + "/"
+    old_roots = set()
+    for dataset in _dataloader_datasets(cfg):
+        if dataset.get("data_root"):
+            old_roots.add(dataset["data_root"])
+        dataset["data_root"] = root
+    for key in ("val_evaluator", "test_evaluator"):
+        evaluators = cfg.get(key)
+        if evaluators is None:
+            continue
+        for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+            ann_file = evaluator.get("ann_file")
+            for old in old_roots:
+                if ann_file and ann_file.startswith(old):
+                    evaluator["ann_file"] = root + ann_file[len(old):]
+
+
+def load_weights(checkpoint: Path | str, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint whose sha256 the fetch step has verified.
+
+    Weights-only loading is the default; a full training checkpoint (pickled Python objects) is
+    loaded only where the config says so for that model.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} does not exist; run the pipeline's fetch step "
+                        "(snakemake fetches it from models.<name>.checkpoint.url)")
+    try:
+        data = torch.load(checkpoint, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as err:
+        raise UserError(
+            f"checkpoint {checkpoint} holds pickled Python objects, not only weights: {err}. "
+            "Its sha256 was verified by fetch; to load it in full, set "
+            "models.<name>.checkpoint.allow_pickle: true for this model") from err
+    state = data.get("state_dict", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {checkpoint} holds no state dict")
+    return state
+
+
+def build_model(cfg: Any, checkpoint: Path | str, device: str = "cpu",
+                allow_pickle: bool = False) -> torch.nn.Module:
+    """The config's model with the checkpoint's weights, in eval mode on `device`."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS
+
+    register_codebase(codebase_of(cfg))
+    model = MODELS.build(cfg.model)
+    # SyncBN needs a process group (and CUDA); plain BN computes the same thing at inference.
+    model = revert_sync_batchnorm(model)
+    state = load_weights(checkpoint, allow_pickle)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise UserError(f"checkpoint {checkpoint} does not match config's model: "
+                        f"{len(missing)} missing keys, e.g. {missing[:3]}; check that "
+                        "models.<name>.config and checkpoint belong together")
+    if unexpected:
+        print(f"warning: checkpoint has {len(unexpected)} keys the model does not use, "
+              f"e.g. {unexpected[:3]}")
+    return model.to(device).eval()

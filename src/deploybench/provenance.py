@@ -1,0 +1,78 @@
+"""Where a number came from: package versions, hardware, git commit, and a hash of the inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "onnxruntime",
+            "numpy", "opencv-python", "snakemake")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def hardware() -> dict[str, Any]:
+    return {"cpu": cpu_model(), "cores": usable_cores(), "machine": platform.machine(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def hardware_profile() -> str:
+    """A label for docs from this machine: CPU model and core count, e.g. `amd-epyc-2c`."""
+    slug = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$", "", cpu_model().lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", slug).strip("-") or "cpu"
+    return f"{slug}-{usable_cores()}c"
+
+
+def git_commit(cwd: Path | str = ".") -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def inputs_hash(settings: dict[str, Any], files: list[Path | str] = ()) -> str:
+    """sha256 of a step's settings and the content of the config files it read."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def provenance(settings: dict[str, Any], files: list[Path | str] = ()) -> dict[str, Any]:
+    return {"versions": package_versions(), "hardware": hardware(), "git_commit": git_commit(),
+            "config_sha256": inputs_hash(settings, files),
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

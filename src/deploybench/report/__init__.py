@@ -1,0 +1,1 @@
+"""Merge cell results into the benchmark docs."""

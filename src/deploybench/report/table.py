@@ -1,0 +1,73 @@
+"""Result files -> one tidy row per cell (the columns of reports/<profile>/results.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deploybench.results import load_result
+
+KEY = ["model", "task", "backend", "precision", "batch"]
+LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
+METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
+COLUMNS = [*KEY, "input", "status", "reason", *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
+           "fps", "latency_samples", "eval_images", *METRICS]
+
+
+def _step_of(path: str) -> str:
+    return Path(path).parent.parent.name
+
+
+def _cell_from_path(path: str) -> dict[str, Any]:
+    """Identity of a cell whose step never ran, read back from its result path."""
+    backend, precision, batch = Path(path).stem.rsplit("-", 2)
+    return {"model": Path(path).parent.name, "task": "", "backend": backend,
+            "precision": precision, "batch": int(batch.removeprefix("b"))}
+
+
+def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """(one row per cell, every record read). A missing result is a row that says why."""
+    records: list[dict[str, Any]] = []
+    rows: dict[tuple, dict[str, Any]] = {}
+    upstream: dict[str, str] = {}  # model -> why its export failed
+    for path in paths:
+        result = load_result(path)
+        step = result["step"] if result else _step_of(path)
+        if step == "export":
+            if result and result["status"] == "failed":
+                upstream[result["cell"]["model"]] = f"export failed: {result['reason']}"
+            if result:
+                records.append(result)
+            continue
+        cell = result["cell"] if result else _cell_from_path(path)
+        key = tuple(cell[k] for k in KEY if k != "task")  # a cell that never ran has no task
+        row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
+        row["task"] = row["task"] or cell["task"]
+        if result is None:
+            _mark(row, "failed", f"{step} did not run" + (
+                f" ({upstream[cell['model']]})" if cell["model"] in upstream else
+                " (an upstream step failed; see logs/)"))
+            continue
+        records.append(result)
+        if result["status"] != "ok":
+            _mark(row, result["status"], f"{step}: {result['reason']}")
+        elif step == "measure":
+            row.update({f"latency_ms_{s}": result["latency_ms"][s] for s in LATENCY})
+            row.update(input="x".join(map(str, result["input_shape"])),
+                       latency_cov=result["latency_ms"]["cov"], fps=result["fps"],
+                       latency_samples=result["latency_ms"]["count"])
+        elif step == "evaluate":
+            row["eval_images"] = result["num_images"]
+            row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
+    frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
+    return frame, records
+
+
+def _mark(row: dict[str, Any], status: str, reason: str) -> None:
+    # failed outranks skipped outranks ok; every reason is kept.
+    rank = {"ok": 0, "skipped": 1, "failed": 2}
+    if rank[status] > rank[row["status"]]:
+        row["status"] = status
+    row["reason"] = "; ".join(r for r in (row["reason"], reason) if r)

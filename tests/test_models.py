@@ -1,0 +1,128 @@
+"""Real mmdet/mmseg models: export, ONNX Runtime parity, shared post-processing, bad checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deploybench.backends import get_backend
+from deploybench.cell import CellInputs
+from deploybench.errors import UserError
+from deploybench.evaluate import evaluate_cell
+from deploybench.export.onnx_export import export_onnx
+from deploybench.measure.run import measure_cell
+from deploybench.measure.timing import StoppingRule
+from deploybench.models.adapter import load_adapter
+from deploybench.models.loading import load_weights
+from deploybench.results import Cell
+
+from .conftest import checkpoint_path, model_entry
+
+QUICK = StoppingRule(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.0)
+
+
+@pytest.fixture(params=["rtmdet_tiny_shapes", "fast_scnn_shapes"])
+def model(request: pytest.FixtureRequest, detector, segmentor):
+    return request.param, {"rtmdet_tiny_shapes": detector, "fast_scnn_shapes": segmentor}[
+        request.param]
+
+
+def test_onnx_runtime_matches_pytorch(model, small_dataset: Path, tmp_path: Path) -> None:
+    name, adapter = model
+    dataset = adapter.dataset(small_dataset)
+    _, sample, samples = next(adapter.batches(dataset))
+    meta = export_onnx(adapter, sample, tmp_path / "m.onnx", opset=17)
+    assert meta["opset"] == 17 and meta["input_shape"] == [1, 3, 160, 160]
+    x = np.ascontiguousarray(sample.numpy())
+    reference = get_backend("pytorch").load(adapter, None, "fp32", "cpu", 2).infer(x)
+    ort = get_backend("onnxruntime").load(adapter, tmp_path / "m.onnx", "fp32", "cpu", 2).infer(x)
+    assert len(ort) == len(reference) == len(meta["output_names"])
+    for a, b in zip(ort, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    # The model's own post-processing gives the same predictions from either backend's outputs.
+    from_ort = adapter.postprocess(ort, sample, [s.clone() for s in samples])[0]
+    from_pt = adapter.postprocess(reference, sample, [s.clone() for s in samples])[0]
+    if name == "rtmdet_tiny_shapes":
+        a, b = from_ort.pred_instances, from_pt.pred_instances
+        top = b.scores > 0.3
+        assert top.sum() > 0
+        torch.testing.assert_close(a.bboxes[top], b.bboxes[top], atol=1e-2, rtol=1e-4)
+    else:
+        agree = (from_ort.pred_sem_seg.data == from_pt.pred_sem_seg.data).float().mean()
+        assert agree > 0.999
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "onnxruntime"])
+def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path: Path,
+                                    detector) -> None:
+    entry = model_entry("rtmdet_tiny_shapes")
+    artifact = None
+    if backend == "onnxruntime":
+        _, sample, _ = next(detector.batches(detector.dataset(small_dataset)))
+        export_onnx(detector, sample, tmp_path / "d.onnx", 17)
+        artifact = tmp_path / "d.onnx"
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
+                        small_dataset, artifact, threads=2)
+    cell = Cell("rtmdet_tiny_shapes", "detection", backend, "fp32")
+    status, reason, data = evaluate_cell(cell, inputs, [1, 3, 160, 160], limit=4)
+    assert (status, reason, data["num_images"]) == ("ok", "", 4)
+    assert 0.3 < data["metrics"]["bbox_mAP"] <= 1.0
+    status, _, data = measure_cell(cell, inputs, QUICK, [1, 3, 160, 160])
+    assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 3
+    assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
+
+
+def test_segmentor_evaluates_miou(small_dataset: Path) -> None:
+    entry = model_entry("fast_scnn_shapes")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"),
+                        small_dataset, threads=2)
+    cell = Cell("fast_scnn_shapes", "segmentation", "pytorch", "fp32")
+    status, _, data = evaluate_cell(cell, inputs, [1, 3, 160, 160], limit=3)
+    assert status == "ok" and 50 < data["metrics"]["mIoU"] <= 100
+
+
+def test_unavailable_precision_is_skipped_with_reason(small_dataset: Path) -> None:
+    entry = model_entry("fast_scnn_shapes")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"), small_dataset)
+    cell = Cell("fast_scnn_shapes", "segmentation", "onnxruntime", "int8")
+    status, reason, _ = measure_cell(cell, inputs, QUICK, None)
+    assert status == "skipped" and "not int8" in reason
+
+
+def test_input_shape_mismatch_is_explained(small_dataset: Path) -> None:
+    entry = model_entry("rtmdet_tiny_shapes")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
+                        small_dataset)
+    cell = Cell("rtmdet_tiny_shapes", "detection", "pytorch", "fp32")
+    with pytest.raises(UserError, match=r"produced input shape \[1, 3, 160, 160\] but the "
+                                        r"network was exported for \[1, 3, 128, 128\]"):
+        measure_cell(cell, inputs, QUICK, [1, 3, 128, 128])
+
+
+def test_missing_checkpoint_and_dataset_say_how_to_get_them(tmp_path: Path,
+                                                            small_dataset: Path) -> None:
+    entry = model_entry("fast_scnn_shapes")
+    with pytest.raises(UserError, match="does not exist; run the pipeline's fetch step"):
+        load_adapter(entry["config"], tmp_path / "missing.pth")
+    adapter = load_adapter(entry["config"], checkpoint_path("fast_scnn_shapes"))
+    with pytest.raises(UserError, match="run the pipeline's data step"):
+        adapter.dataset(tmp_path / "no-data")
+
+
+def test_full_training_checkpoint_needs_explicit_permission(tmp_path: Path) -> None:
+    state = load_weights(checkpoint_path("fast_scnn_shapes"))
+    full = tmp_path / "full.pth"
+    # What a training run saves: weights plus pickled Python objects (here a numpy array).
+    torch.save({"state_dict": state, "meta": {"history": np.arange(3)}}, full)
+    with pytest.raises(UserError, match="allow_pickle: true"):
+        load_weights(full)
+    assert load_weights(full, allow_pickle=True).keys() == state.keys()
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
+    entry = model_entry("rtmdet_tiny_shapes")
+    with pytest.raises(UserError, match="does not match config's model"):
+        load_adapter(entry["config"], checkpoint_path("fast_scnn_shapes"))

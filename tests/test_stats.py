@@ -1,0 +1,62 @@
+"""Latency statistics against numpy, and the stopping rule."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from deploybench.measure.stats import latency_stats
+from deploybench.measure.timing import StoppingRule, time_calls
+
+
+def test_stats_match_numpy() -> None:
+    samples = [10.0, 12.0, 11.0, 50.0, 10.5, 11.5, 10.2, 13.0]
+    x = np.array(samples)
+    stats = latency_stats(samples, batch=2)
+    assert stats["median"] == pytest.approx(np.median(x))
+    assert stats["mean"] == pytest.approx(x.mean())
+    assert stats["p90"] == pytest.approx(np.percentile(x, 90))
+    assert stats["p99"] == pytest.approx(np.percentile(x, 99))
+    assert stats["std"] == pytest.approx(x.std(ddof=1))
+    assert stats["cov"] == pytest.approx(x.std(ddof=1) / x.mean())
+    assert (stats["min"], stats["max"], stats["count"]) == (10.0, 50.0, 8)
+    assert stats["fps"] == pytest.approx(2 * 1000 / np.median(x))
+
+
+def test_single_sample_and_empty() -> None:
+    assert latency_stats([5.0])["std"] == 0.0
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def test_stops_on_count_and_time() -> None:
+    calls = []
+
+    def call() -> None:
+        calls.append(time.perf_counter())
+        time.sleep(0.001)
+
+    # Time-bound: 0.1 s needs far more than the 3 iterations asked for.
+    rule = StoppingRule(warmup_iters=2, warmup_seconds=0.0, min_iters=3, min_seconds=0.1)
+    samples = time_calls(call, rule)
+    assert len(samples) >= 3 and sum(samples) >= 0.1 * 1000 * 0.9
+    assert len(calls) == len(samples) + 2  # the warm-up calls are not kept
+    assert all(s >= 1.0 for s in samples)
+    # Count-bound: 30 iterations take longer than the 0 s asked for.
+    calls.clear()
+    assert len(time_calls(call, StoppingRule(0, 0.0, 30, 0.0))) == 30
+
+
+def test_warmup_runs_for_its_minimum_time() -> None:
+    start = time.perf_counter()
+    time_calls(lambda: None, StoppingRule(warmup_iters=1, warmup_seconds=0.05, min_iters=1,
+                                          min_seconds=0.0))
+    assert time.perf_counter() - start >= 0.05
+
+
+def test_max_seconds_bounds_a_slow_cell() -> None:
+    samples = time_calls(lambda: time.sleep(0.01), StoppingRule(0, 0.0, 10_000, 0.0,
+                                                                max_seconds=0.05))
+    assert 1 <= len(samples) < 10_000

@@ -1,0 +1,26 @@
+from deploybench.config import model_args
+
+
+def model_inputs(w):
+    model = PLAN.model(w.model)
+    return {
+        "config": model["config"],
+        "checkpoint": PLAN.checkpoint(w.model),
+        "data": PLAN.dataset_dir(model["dataset"]),
+    }
+
+
+rule export_onnx:
+    input:
+        unpack(model_inputs),
+    output:
+        onnx=f"{PLAN.results_dir()}/export/{{model}}.onnx",
+        result=f"{PLAN.results_dir()}/export/{{model}}.json",
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        opset=config["export"]["opset"],
+    log:
+        "logs/export/{model}.log",
+    shell:
+        "deploybench export {params.model} --opset {params.opset}"
+        " --onnx {output.onnx} --out {output.result} > {log} 2>&1"

@@ -1,0 +1,42 @@
+def cell_inputs(w):
+    inputs = model_inputs(w)
+    if w.backend == "onnxruntime":
+        inputs["artifact"] = PLAN.onnx(w.model)
+    return inputs
+
+
+def artifact_arg(_, input):
+    return f"--artifact {input.artifact}" if "artifact" in input.keys() else ""
+
+
+def timing_args():
+    m = config["measure"]
+    return (
+        f"--warmup-iters {m['warmup_iters']} --warmup-seconds {m['warmup_seconds']}"
+        f" --min-iters {m['min_iters']} --min-seconds {m['min_seconds']}"
+        f" --max-seconds {m['max_seconds']} --threads {m['threads']}"
+    )
+
+
+rule measure:
+    input:
+        unpack(cell_inputs),
+    output:
+        f"{PLAN.results_dir()}/measure/{{model}}/{{backend}}-{{precision}}-b{{batch}}.json",
+    wildcard_constraints:
+        backend="[a-z_]+",
+        precision="fp32|fp16|int8",
+        batch="[0-9]+",
+    # Timing owns the machine: no other job may run beside a measurement.
+    threads: workflow.cores
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        artifact=artifact_arg,
+        timing=timing_args(),
+        device=config["device"],
+    log:
+        "logs/measure/{model}/{backend}-{precision}-b{batch}.log",
+    shell:
+        "deploybench measure {params.model} --backend {wildcards.backend}"
+        " --precision {wildcards.precision} --batch {wildcards.batch} {params.artifact}"
+        " --device {params.device} {params.timing} --out {output} > {log} 2>&1"

@@ -1,0 +1,22 @@
+import shlex
+
+
+def report_command(results):
+    out_dir = f"reports/{PLAN.profile}"
+    return (
+        f"deploybench report --profile {PLAN.profile} --out-dir {out_dir} "
+        + shlex.join(results)
+    )
+
+
+rule report:
+    input:
+        PLAN.all_results(),
+    output:
+        PLAN.report_files(),
+    params:
+        command=report_command(PLAN.all_results()),
+    log:
+        f"logs/report/{PLAN.profile}.log",
+    shell:
+        "{params.command} > {log} 2>&1"
