@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deploybench.backends import get_backend
 from deploybench.backends.base import Runner
 from deploybench.errors import UserError
@@ -40,6 +42,8 @@ def skip_reason(backend: str, precision: str, device: str) -> str:
 
 @contextlib.contextmanager
 def open_cell(backend: str, precision: str, inputs: CellInputs) -> Iterator[OpenCell]:
+    # Pre- and post-processing run in torch whatever the backend: keep them to the same threads.
+    torch.set_num_threads(inputs.threads)
     adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle)
     dataset = adapter.dataset(inputs.data_root)
     if len(dataset) == 0:

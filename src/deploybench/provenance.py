@@ -67,8 +67,8 @@ def git_commit(cwd: Path | str = ".") -> str:
 def inputs_hash(settings: dict[str, Any], files: list[Path | str] = ()) -> str:
     """sha256 of a step's settings and the content of the config files it read."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in files:
-        digest.update(Path(path).read_bytes())
+    for path in map(Path, files):
+        digest.update(path.read_bytes() if path.is_file() else b"missing:" + bytes(path))
     return digest.hexdigest()
 
 

@@ -1,15 +1,15 @@
-SYNTHETIC = [n for n, d in config["datasets"].items() if d["kind"] == "synthetic"] or ["none"]
+SYNTHETIC = [n for n, d in config["datasets"].items() if d["kind"] == "synthetic"]
 
 
 rule synthetic_dataset:
     output:
         directory("resources/data/{dataset}"),
-    wildcard_constraints:
-        dataset="|".join(SYNTHETIC),
-    params:
-        spec=lambda w: config["datasets"][w.dataset],
     log:
         "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(SYNTHETIC) or "^$",
+    params:
+        spec=lambda w: config["datasets"][w.dataset],
     shell:
         "deploybench data --seed {params.spec[seed]} --num-train {params.spec[num_train]}"
         " --num-val {params.spec[num_val]} --image-size {params.spec[image_size]}"

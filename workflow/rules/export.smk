@@ -16,11 +16,11 @@ rule export_onnx:
     output:
         onnx=f"{PLAN.results_dir()}/export/{{model}}.onnx",
         result=f"{PLAN.results_dir()}/export/{{model}}.json",
+    log:
+        "logs/export/{model}.log",
     params:
         model=lambda w: model_args(PLAN, w.model),
         opset=config["export"]["opset"],
-    log:
-        "logs/export/{model}.log",
     shell:
         "deploybench export {params.model} --opset {params.opset}"
         " --onnx {output.onnx} --out {output.result} > {log} 2>&1"

@@ -23,6 +23,8 @@ rule measure:
         unpack(cell_inputs),
     output:
         f"{PLAN.results_dir()}/measure/{{model}}/{{backend}}-{{precision}}-b{{batch}}.json",
+    log:
+        "logs/measure/{model}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
@@ -34,8 +36,6 @@ rule measure:
         artifact=artifact_arg,
         timing=timing_args(),
         device=config["device"],
-    log:
-        "logs/measure/{model}/{backend}-{precision}-b{batch}.log",
     shell:
         "deploybench measure {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} --batch {wildcards.batch} {params.artifact}"

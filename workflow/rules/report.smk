@@ -14,9 +14,9 @@ rule report:
         PLAN.all_results(),
     output:
         PLAN.report_files(),
-    params:
-        command=report_command(PLAN.all_results()),
     log:
         f"logs/report/{PLAN.profile}.log",
+    params:
+        command=report_command(PLAN.all_results()),
     shell:
         "{params.command} > {log} 2>&1"

@@ -29,5 +29,4 @@ class PyTorchBackend(Backend):
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        torch.set_num_threads(threads)
         return PyTorchRunner(adapter.network.to(device), device)
