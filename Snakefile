@@ -38,4 +38,4 @@ rule all:
 
 onerror:
     # A failed cell still appears in the docs, with its reason; the run itself stays failed.
-    shell(report_command(PLAN.all_results()) + " || true")
+    shell(report_command(PLAN.all_results()) + " --after-failure || true")

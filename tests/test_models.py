@@ -35,7 +35,8 @@ def test_onnx_runtime_matches_pytorch(model, small_dataset: Path, tmp_path: Path
     dataset = adapter.dataset(small_dataset)
     _, sample, samples = next(adapter.batches(dataset))
     meta = export_onnx(adapter, sample, tmp_path / "m.onnx", opset=17)
-    assert meta["opset"] == 17 and meta["input_shape"] == [1, 3, 160, 160]
+    assert meta["opset"] == 17
+    assert meta["input_shape"] == [1, 3, *model_entry(name)["input_shape"]]
     x = np.ascontiguousarray(sample.numpy())
     reference = get_backend("pytorch").load(adapter, None, "fp32", "cpu", 2).infer(x)
     ort = get_backend("onnxruntime").load(adapter, tmp_path / "m.onnx", "fp32", "cpu", 2).infer(x)
@@ -80,7 +81,7 @@ def test_segmentor_evaluates_miou(small_dataset: Path) -> None:
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"),
                         small_dataset, threads=2)
     cell = Cell("fast_scnn_shapes", "segmentation", "pytorch", "fp32")
-    status, _, data = evaluate_cell(cell, inputs, [1, 3, 160, 160], limit=3)
+    status, _, data = evaluate_cell(cell, inputs, [1, 3, 192, 192], limit=3)
     assert status == "ok" and 50 < data["metrics"]["mIoU"] <= 100
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,6 +98,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from deploybench.report.build import build_report
 
     failed = build_report(args.results, args.profile, Path(args.out_dir))
+    if args.after_failure:
+        # Written outside a Snakemake job: date the docs back so the next run rebuilds them.
+        for name in ("benchmark.md", "results.csv"):
+            os.utime(Path(args.out_dir) / name, (1, 1))  # 1, not 0: Snakemake reads 0 as unset
     print(f"wrote {args.out_dir}/benchmark.md and results.csv ({failed} failed cells)")
     return 1 if failed and args.strict else 0
 
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--strict", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("--after-failure", action="store_true",
+                   help="written after a failed run: mark the docs out of date for Snakemake")
     p.add_argument("results", nargs="*", help="result JSON files (missing ones are shown)")
     p.set_defaults(func=_cmd_report)
 

@@ -46,9 +46,9 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
         row["task"] = row["task"] or cell["task"]
         if result is None:
-            _mark(row, "failed", f"{step} did not run" + (
-                f" ({upstream[cell['model']]})" if cell["model"] in upstream else
-                " (an upstream step failed; see logs/)"))
+            why = upstream.get(cell["model"], f"it or a step before it failed; see "
+                                                f"logs/{step}/{cell['model']}/ and logs/fetch/")
+            _mark(row, "failed", f"{step} produced no result ({why})")
             continue
         records.append(result)
         if result["status"] != "ok":
