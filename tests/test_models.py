@@ -76,6 +76,41 @@ def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path:
     assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
 
 
+def test_torchscript_matches_pytorch(detector, small_dataset: Path) -> None:
+    _, sample, _ = next(detector.batches(detector.dataset(small_dataset)))
+    x = np.ascontiguousarray(sample.numpy())
+    reference = get_backend("pytorch").load(detector, None, "fp32", "cpu", 2).infer(x)
+    runner = get_backend("torchscript").load(detector, None, "fp32", "cpu", 2)
+    for _ in range(2):  # the first call traces, the second runs the frozen graph
+        for a, b in zip(runner.infer(x), reference, strict=True):
+            # Freezing folds batch norms into convolutions: equal up to float rounding.
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_int8_quantization_calibrates_on_train_images(segmentor, small_dataset: Path,
+                                                      tmp_path: Path) -> None:
+    import onnx
+
+    from deploybench.export.quantize import calibration_batches, quantize_int8
+
+    test_set = segmentor.dataset(small_dataset)
+    _, sample, _ = next(segmentor.batches(test_set))
+    export_onnx(segmentor, sample, tmp_path / "fp32.onnx", 17)
+    batches = calibration_batches(segmentor, small_dataset, count=8)
+    assert len(batches) == 2  # the train split of the small dataset
+    assert batches[0].shape == tuple(sample.shape)
+    info = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", batches, "MinMax")
+    assert info["calibration"] == {"method": "MinMax", "images": 2, "split": "train"}
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    x = np.ascontiguousarray(sample.numpy())
+    fp32 = get_backend("onnxruntime").load(segmentor, tmp_path / "fp32.onnx", "fp32", "cpu", 2)
+    int8 = get_backend("onnxruntime").load(segmentor, tmp_path / "int8.onnx", "int8", "cpu", 2)
+    a, b = fp32.infer(x)[0], int8.infer(x)[0]
+    assert not np.array_equal(a, b)  # really quantized
+    assert (a.argmax(1) == b.argmax(1)).mean() > 0.95  # and still segments the same
+
+
 def test_segmentor_evaluates_miou(small_dataset: Path) -> None:
     entry = model_entry("fast_scnn_shapes")
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"),
@@ -88,9 +123,9 @@ def test_segmentor_evaluates_miou(small_dataset: Path) -> None:
 def test_unavailable_precision_is_skipped_with_reason(small_dataset: Path) -> None:
     entry = model_entry("fast_scnn_shapes")
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"), small_dataset)
-    cell = Cell("fast_scnn_shapes", "segmentation", "onnxruntime", "int8")
+    cell = Cell("fast_scnn_shapes", "segmentation", "onnxruntime", "fp16")
     status, reason, _ = measure_cell(cell, inputs, QUICK, None)
-    assert status == "skipped" and "not int8" in reason
+    assert status == "skipped" and "not fp16" in reason
 
 
 def test_input_shape_mismatch_is_explained(small_dataset: Path) -> None:

@@ -60,7 +60,7 @@ def test_report_contents(tmp_path: Path) -> None:
     assert "85.00 (+0.00)" in md
     assert "(noisy)" in md  # the onnxruntime cell's 60 ms outlier
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
-    assert "evaluate produced no result" in md
+    assert "evaluate: no result" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     for column in ["model", "task", "backend", "precision", "batch", "status", "reason",
                    "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99",

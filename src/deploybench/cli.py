@@ -69,6 +69,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     _settings(args, "opset"), [args.config], body)
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from deploybench.errors import UserError
+    from deploybench.export.quantize import calibration_batches, quantize_int8
+    from deploybench.models.adapter import load_adapter
+    from deploybench.results import run_step
+
+    def body():
+        if (args.backend, args.precision) != ("onnxruntime", "int8"):
+            raise UserError(f"no build for {args.backend} {args.precision}; this version builds "
+                            "onnxruntime int8 (static QDQ quantization)")
+        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
+        batches = calibration_batches(adapter, Path(args.data), args.calibration_images)
+        info = quantize_int8(Path(args.onnx), Path(args.artifact), batches,
+                             args.calibration_method)
+        return "ok", "", {"artifact": args.artifact, **info}
+
+    return run_step("build", _cell(args, args.backend, args.precision), args.out,
+                    _settings(args, "backend", "precision", "calibration_images",
+                              "calibration_method"), [args.config], body)
+
+
 def _cmd_measure(args: argparse.Namespace) -> int:
     from deploybench.measure.run import measure_cell
     from deploybench.measure.timing import StoppingRule
@@ -161,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=_cmd_export)
+
+    p = steps.add_parser("build", help="build a backend artifact (onnxruntime int8 QDQ model)")
+    _model_args(p)
+    p.add_argument("--backend", required=True)
+    p.add_argument("--precision", required=True)
+    p.add_argument("--onnx", required=True, help="the exported fp32 ONNX model")
+    p.add_argument("--artifact", required=True, help="the built model to write")
+    p.add_argument("--calibration-images", type=int, default=32)
+    p.add_argument("--calibration-method", default="MinMax",
+                   choices=("MinMax", "Entropy", "Percentile"))
+    p.set_defaults(func=_cmd_build)
 
     p = steps.add_parser("measure", help="time one cell's network")
     _cell_args(p)

@@ -135,6 +135,18 @@ class Plan:
     def export_result(self, model: str) -> str:
         return f"{self.results_dir()}/export/{model}.json"
 
+    def quantized(self, model: str) -> str:
+        return f"{self.results_dir()}/build/{model}/onnxruntime-int8.onnx"
+
+    def build_result(self, model: str) -> str:
+        return f"{self.results_dir()}/build/{model}/onnxruntime-int8.json"
+
+    def artifact(self, model: str, backend: str, precision: str) -> str | None:
+        """The file a cell's backend runs; None where it runs the checkpoint itself."""
+        if backend != "onnxruntime":
+            return None
+        return self.quantized(model) if precision == "int8" else self.onnx(model)
+
     def cell_result(self, step: str, cell: Cell) -> str:
         return (f"{self.results_dir()}/{step}/{cell.model}/"
                 f"{cell.backend}-{cell.precision}-b{cell.batch}.json")
@@ -144,8 +156,11 @@ class Plan:
 
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""
-        exports = [self.export_result(m) for m in self.model_names
-                   if "onnxruntime" in self.config["matrix"]["backends"]]
+        matrix = self.config["matrix"]
+        onnx = "onnxruntime" in matrix["backends"]
+        exports = [self.export_result(m) for m in self.model_names if onnx]
+        exports += [self.build_result(m) for m in self.model_names
+                    if onnx and "int8" in matrix["precisions"]]
         cells = [self.cell_result(step, c) for c in self.cells()
                  for step in ("measure", "evaluate")]
         return exports + cells

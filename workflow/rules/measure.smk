@@ -1,7 +1,8 @@
 def cell_inputs(w):
     inputs = model_inputs(w)
-    if w.backend == "onnxruntime":
-        inputs["artifact"] = PLAN.onnx(w.model)
+    artifact = PLAN.artifact(w.model, w.backend, w.precision)
+    if artifact:
+        inputs["artifact"] = artifact
     return inputs
 
 

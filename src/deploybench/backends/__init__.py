@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploybench.backends.base import Backend
 from deploybench.errors import UserError
 
-BACKENDS = ("pytorch", "onnxruntime")
+BACKENDS = ("pytorch", "torchscript", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -15,6 +15,10 @@ def get_backend(name: str) -> Backend:
         from deploybench.backends.pytorch import PyTorchBackend
 
         return PyTorchBackend()
+    if name == "torchscript":
+        from deploybench.backends.torchscript import TorchScriptBackend
+
+        return TorchScriptBackend()
     if name == "onnxruntime":
         from deploybench.backends.onnxruntime import OnnxRuntimeBackend
 

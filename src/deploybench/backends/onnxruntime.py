@@ -31,7 +31,8 @@ class OrtRunner(Runner):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     artifact = "onnx"
-    precisions = ("fp32",)
+    # int8: a statically quantized (QDQ) model from the build step.
+    precisions = ("fp32", "int8")
 
     def available(self, precision: str, device: str) -> tuple[bool, str]:
         try:

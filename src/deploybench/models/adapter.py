@@ -76,8 +76,13 @@ class ModelAdapter(ABC):
         self._spec: Spec = None
 
     # --- data -------------------------------------------------------------------------------
-    def dataset(self, data_root: Path | str) -> Any:
-        """The config's test dataset, read from `data_root`, through the model's test pipeline."""
+    def dataset(self, data_root: Path | str, split: str = "test") -> Any:
+        """The config's test (or train) dataset from `data_root`, through the test pipeline.
+
+        The train split serves calibration: its images prepared exactly as at test time.
+        """
+        import copy
+
         from mmengine.registry import DATASETS
 
         data_root = Path(data_root)
@@ -85,12 +90,28 @@ class ModelAdapter(ABC):
             raise UserError(f"dataset directory {data_root} does not exist; run the pipeline's "
                             "data step (snakemake creates it from datasets.<name> in the config)")
         set_data_root(self.cfg, data_root)
-        return DATASETS.build(self.cfg.test_dataloader.dataset)
+        test = self.cfg.test_dataloader.dataset
+        if split == "test":
+            config = test
+        else:
+            train = self.cfg.train_dataloader.dataset
+            while "dataset" in train:  # unwrap RepeatDataset, MultiImageMixDataset, ...
+                train = train["dataset"]
+            config = dict(copy.deepcopy(train), pipeline=test.pipeline, test_mode=True)
+        with self._scope():
+            return DATASETS.build(config)
+
+    def _scope(self) -> Any:
+        """Build in this model's codebase: mmdet and mmseg both register e.g. BaseSegDataset."""
+        from mmengine.registry import DefaultScope
+
+        return DefaultScope.overwrite_default_scope(self.codebase)
 
     def evaluator(self, dataset: Any) -> Any:
         from mmengine.evaluator import Evaluator
 
-        evaluator = Evaluator(self.cfg.test_evaluator)
+        with self._scope():
+            evaluator = Evaluator(self.cfg.test_evaluator)
         evaluator.dataset_meta = dataset.metainfo
         return evaluator
 

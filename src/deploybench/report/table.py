@@ -31,13 +31,15 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """(one row per cell, every record read). A missing result is a row that says why."""
     records: list[dict[str, Any]] = []
     rows: dict[tuple, dict[str, Any]] = {}
-    upstream: dict[str, str] = {}  # model -> why its export failed
+    upstream: dict[Any, str] = {}  # model (export) or cell key (build) -> why it failed
     for path in paths:
         result = load_result(path)
         step = result["step"] if result else _step_of(path)
-        if step == "export":
+        if step in ("export", "build"):
             if result and result["status"] == "failed":
-                upstream[result["cell"]["model"]] = f"export failed: {result['reason']}"
+                c = result["cell"]
+                key = c["model"] if step == "export" else (c["model"], c["backend"], c["precision"])
+                upstream[key] = f"{step} failed: {result['reason']}"
             if result:
                 records.append(result)
             continue
@@ -46,13 +48,14 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
         row["task"] = row["task"] or cell["task"]
         if result is None:
-            why = upstream.get(cell["model"], f"it or a step before it failed; see "
-                                                f"logs/{step}/{cell['model']}/ and logs/fetch/")
-            _mark(row, "failed", f"{step} produced no result ({why})")
+            why = upstream.get((cell["model"], cell["backend"], cell["precision"])) or upstream.get(
+                cell["model"], f"it or a step before it failed; see logs/{step}/{cell['model']}/ "
+                "and logs/fetch/")
+            _mark(row, "failed", step, f"no result ({why})")
             continue
         records.append(result)
         if result["status"] != "ok":
-            _mark(row, result["status"], f"{step}: {result['reason']}")
+            _mark(row, result["status"], step, result["reason"])
         elif step == "measure":
             row.update({f"latency_ms_{s}": result["latency_ms"][s] for s in LATENCY})
             row.update(input="x".join(map(str, result["input_shape"])),
@@ -65,9 +68,11 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame, records
 
 
-def _mark(row: dict[str, Any], status: str, reason: str) -> None:
-    # failed outranks skipped outranks ok; every reason is kept.
+def _mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
+    # failed outranks skipped outranks ok; every distinct reason is kept, with its steps.
     rank = {"ok": 0, "skipped": 1, "failed": 2}
     if rank[status] > rank[row["status"]]:
         row["status"] = status
-    row["reason"] = "; ".join(r for r in (row["reason"], reason) if r)
+    why = row.setdefault("_why", {})
+    why.setdefault(reason, []).append(step)
+    row["reason"] = "; ".join(f"{', '.join(steps)}: {r}" for r, steps in why.items())
