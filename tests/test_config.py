@@ -26,13 +26,14 @@ def test_default_config_is_valid_and_defaults_fill(config: dict) -> None:
     del config["measure"], config["matrix"]
     valid = validate(config)
     assert valid["measure"]["min_iters"] == 20 and valid["measure"]["threads"] == 0
-    assert valid["matrix"]["backends"] == ["pytorch", "torchscript", "onnxruntime"]
+    assert valid["matrix"]["backends"] == ["pytorch", "torchscript", "onnxruntime", "openvino"]
     assert valid["models"]["rtmdet_tiny_shapes"]["checkpoint"]["allow_pickle"] is False
     plan = Plan(valid)
     assert [(c.backend, c.precision) for c in plan.cells()][:3] == [
         ("pytorch", "fp32"), ("torchscript", "fp32"), ("onnxruntime", "fp32")]
     assert plan.artifact("m", "onnxruntime", "int8").endswith("build/m/onnxruntime-int8.onnx")
     assert plan.artifact("m", "torchscript", "fp32") is None
+    assert plan.artifact("m", "openvino", "fp32").endswith("export/m.onnx")
     assert plan.profile  # derived from this machine
 
 
@@ -51,7 +52,7 @@ def test_unknown_key_is_named(config: dict) -> None:
 def test_unknown_backend_lists_the_valid_ones(config: dict) -> None:
     config["matrix"]["backends"] = ["pytorch", "tensorrt9"]
     with pytest.raises(UserError, match=r"matrix\.backends\.1: 'tensorrt9' is not one of "
-                                        r"\['pytorch', 'torchscript', 'onnxruntime'\]"):
+                                        r"\['pytorch', 'torchscript', 'onnxruntime', 'openvino'\]"):
         validate(config)
 
 

@@ -40,9 +40,11 @@ def test_onnx_runtime_matches_pytorch(model, small_dataset: Path, tmp_path: Path
     x = np.ascontiguousarray(sample.numpy())
     reference = get_backend("pytorch").load(adapter, None, "fp32", "cpu", 2).infer(x)
     ort = get_backend("onnxruntime").load(adapter, tmp_path / "m.onnx", "fp32", "cpu", 2).infer(x)
-    assert len(ort) == len(reference) == len(meta["output_names"])
-    for a, b in zip(ort, reference, strict=True):
+    ov = get_backend("openvino").load(adapter, tmp_path / "m.onnx", "fp32", "cpu", 2).infer(x)
+    assert len(ort) == len(ov) == len(reference) == len(meta["output_names"])
+    for a, c, b in zip(ort, ov, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(c, b, rtol=1e-3, atol=1e-4)
     # The model's own post-processing gives the same predictions from either backend's outputs.
     from_ort = adapter.postprocess(ort, sample, [s.clone() for s in samples])[0]
     from_pt = adapter.postprocess(reference, sample, [s.clone() for s in samples])[0]

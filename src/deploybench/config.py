@@ -21,6 +21,7 @@ from deploybench.errors import UserError
 from deploybench.provenance import hardware_profile
 from deploybench.results import Cell
 
+ONNX_BACKENDS = ("onnxruntime", "openvino")  # backends that run the exported ONNX model
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -143,9 +144,9 @@ class Plan:
 
     def artifact(self, model: str, backend: str, precision: str) -> str | None:
         """The file a cell's backend runs; None where it runs the checkpoint itself."""
-        if backend != "onnxruntime":
-            return None
-        return self.quantized(model) if precision == "int8" else self.onnx(model)
+        if backend == "onnxruntime" and precision == "int8":
+            return self.quantized(model)
+        return self.onnx(model) if backend in ONNX_BACKENDS else None
 
     def cell_result(self, step: str, cell: Cell) -> str:
         return (f"{self.results_dir()}/{step}/{cell.model}/"
@@ -157,10 +158,10 @@ class Plan:
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""
         matrix = self.config["matrix"]
-        onnx = "onnxruntime" in matrix["backends"]
+        onnx = any(b in ONNX_BACKENDS for b in matrix["backends"])
         exports = [self.export_result(m) for m in self.model_names if onnx]
         exports += [self.build_result(m) for m in self.model_names
-                    if onnx and "int8" in matrix["precisions"]]
+                    if "onnxruntime" in matrix["backends"] and "int8" in matrix["precisions"]]
         cells = [self.cell_result(step, c) for c in self.cells()
                  for step in ("measure", "evaluate")]
         return exports + cells

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "onnxruntime",
-            "numpy", "opencv-python", "snakemake")
+            "openvino", "numpy", "opencv-python", "snakemake")
 
 
 def package_versions() -> dict[str, str]:

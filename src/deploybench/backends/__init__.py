@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploybench.backends.base import Backend
 from deploybench.errors import UserError
 
-BACKENDS = ("pytorch", "torchscript", "onnxruntime")
+BACKENDS = ("pytorch", "torchscript", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -23,4 +23,8 @@ def get_backend(name: str) -> Backend:
         from deploybench.backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend()
+    if name == "openvino":
+        from deploybench.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend()
     raise UserError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")

@@ -1,0 +1,44 @@
+"""OpenVINO on the CPU, compiling the exported ONNX model directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deploybench.backends.base import Backend, Runner
+from deploybench.errors import UserError
+from deploybench.models.adapter import ModelAdapter
+
+
+class OpenVinoRunner(Runner):
+    def __init__(self, model_path: Path, threads: int) -> None:
+        import openvino as ov
+
+        # Pinned to f32: on CPUs with bf16 support OpenVINO would otherwise silently run bf16.
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+        self.compiled = ov.Core().compile_model(str(model_path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+        results = self.request.infer({0: inputs})
+        return [results[output] for output in self.compiled.outputs]
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    artifact = "onnx"
+    precisions = ("fp32",)
+
+    def available(self, precision: str, device: str) -> tuple[bool, str]:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return False, "openvino is not installed (pip install openvino)"
+        return super().available(precision, device)
+
+    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
+             threads: int) -> Runner:
+        if artifact is None or not Path(artifact).is_file():
+            raise UserError(f"ONNX model {artifact} does not exist; run the pipeline's export step")
+        return OpenVinoRunner(Path(artifact), threads)
