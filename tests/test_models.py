@@ -164,3 +164,15 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
     entry = model_entry("rtmdet_tiny_shapes")
     with pytest.raises(UserError, match="does not match config's model"):
         load_adapter(entry["config"], checkpoint_path("fast_scnn_shapes"))
+
+
+def test_skip_reasons_name_what_is_missing() -> None:
+    backend = get_backend("openvino")
+    backend.module = "deploybench_no_such_package"
+    assert backend.available("fp32", "cpu") == (
+        False, "deploybench_no_such_package is not installed "
+        "(pip install deploybench_no_such_package)")
+    ok, reason = get_backend("onnxruntime").available("fp32", "cuda")
+    assert not ok and "runs on cpu in this version, not cuda" in reason
+    with pytest.raises(UserError, match="unknown backend 'tensorrt'; valid: pytorch"):
+        get_backend("tensorrt")

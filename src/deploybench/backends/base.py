@@ -6,12 +6,15 @@ same thing for every backend: input on the host -> outputs on the host.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from deploybench.errors import UserError
 
 if TYPE_CHECKING:
     from deploybench.models.adapter import ModelAdapter
@@ -27,12 +30,15 @@ class Runner(ABC):
 
 class Backend(ABC):
     name: str
+    module: str | None = None  # the package it needs, checked (not imported) by available()
     # The file a backend runs: the PyTorch checkpoint itself, or an exported/built artifact.
     artifact: str
     precisions: Sequence[str]
 
     def available(self, precision: str, device: str) -> tuple[bool, str]:
         """Whether this machine can run the cell; the reason when it cannot."""
+        if self.module and importlib.util.find_spec(self.module) is None:
+            return False, f"{self.module} is not installed (pip install {self.module})"
         if precision not in self.precisions:
             return False, (f"{self.name} supports precisions {', '.join(self.precisions)} here, "
                            f"not {precision}")
@@ -43,3 +49,10 @@ class Backend(ABC):
     @abstractmethod
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner: ...
+
+
+def onnx_artifact(artifact: Path | None) -> Path:
+    """The exported ONNX model a backend runs, or a message saying which step makes it."""
+    if artifact is None or not Path(artifact).is_file():
+        raise UserError(f"ONNX model {artifact} does not exist; run the pipeline's export step")
+    return Path(artifact)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploybench.backends.base import Backend, Runner
-from deploybench.errors import UserError
+from deploybench.backends.base import Backend, Runner, onnx_artifact
 from deploybench.models.adapter import ModelAdapter
 
 
@@ -30,19 +29,11 @@ class OrtRunner(Runner):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    module = "onnxruntime"
     artifact = "onnx"
     # int8: a statically quantized (QDQ) model from the build step.
     precisions = ("fp32", "int8")
 
-    def available(self, precision: str, device: str) -> tuple[bool, str]:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return False, "onnxruntime is not installed (pip install onnxruntime)"
-        return super().available(precision, device)
-
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        if artifact is None or not Path(artifact).is_file():
-            raise UserError(f"ONNX model {artifact} does not exist; run the pipeline's export step")
-        return OrtRunner(Path(artifact), threads)
+        return OrtRunner(onnx_artifact(artifact), threads)

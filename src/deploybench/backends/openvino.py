@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploybench.backends.base import Backend, Runner
-from deploybench.errors import UserError
+from deploybench.backends.base import Backend, Runner, onnx_artifact
 from deploybench.models.adapter import ModelAdapter
 
 
@@ -27,18 +26,10 @@ class OpenVinoRunner(Runner):
 
 class OpenVinoBackend(Backend):
     name = "openvino"
+    module = "openvino"
     artifact = "onnx"
     precisions = ("fp32",)
 
-    def available(self, precision: str, device: str) -> tuple[bool, str]:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return False, "openvino is not installed (pip install openvino)"
-        return super().available(precision, device)
-
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        if artifact is None or not Path(artifact).is_file():
-            raise UserError(f"ONNX model {artifact} does not exist; run the pipeline's export step")
-        return OpenVinoRunner(Path(artifact), threads)
+        return OpenVinoRunner(onnx_artifact(artifact), threads)
