@@ -7,8 +7,6 @@ offending key named.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +109,6 @@ class Plan:
         matrix = self.config["matrix"]
         return [Cell(m, self.model(m)["task"], b, p) for m in self.model_names
                 for b in matrix["backends"] for p in matrix["precisions"]]
-
-    def model_hash(self, name: str) -> str:
-        """Changes when anything that defines the model's results changes."""
-        model = self.model(name)
-        spec = {"model": model, "dataset": self.config["datasets"][model["dataset"]]}
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     # --- paths (relative to the Snakemake working directory) ---------------------------------
     def dataset_dir(self, name: str) -> str:

@@ -97,8 +97,3 @@ def fetch(url: str, sha256: str, out: Path | str, retries: int = 4, backoff: flo
                   file=sys.stderr)
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-def sha256_of(path: Path | str) -> str:
-    with Path(path).open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

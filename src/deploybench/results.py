@@ -14,7 +14,6 @@ from deploybench.errors import UserError
 from deploybench.provenance import provenance
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "skipped", "failed")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import numpy as np
 from deploybench.atomic import atomic_path
 from deploybench.models.adapter import ModelAdapter
 
-CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
-
 
 class _Calibration:
     """onnxruntime's CalibrationDataReader over preprocessed train images."""
