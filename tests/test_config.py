@@ -28,13 +28,32 @@ def test_default_config_is_valid_and_defaults_fill(config: dict) -> None:
     assert valid["measure"]["min_iters"] == 20 and valid["measure"]["threads"] == 0
     assert valid["matrix"]["backends"] == ["pytorch", "torchscript", "onnxruntime", "openvino"]
     assert valid["models"]["rtmdet_tiny_shapes"]["checkpoint"]["allow_pickle"] is False
+    assert valid["matrix"]["devices"] == ["cpu"]
     plan = Plan(valid)
     assert [(c.backend, c.precision) for c in plan.cells()][:3] == [
         ("pytorch", "fp32"), ("torchscript", "fp32"), ("onnxruntime", "fp32")]
-    assert plan.artifact("m", "onnxruntime", "int8").endswith("build/m/onnxruntime-int8.onnx")
-    assert plan.artifact("m", "torchscript", "fp32") is None
-    assert plan.artifact("m", "openvino", "fp32").endswith("export/m.onnx")
+    assert plan.artifact("m", "onnxruntime", "cpu", "int8").endswith(
+        "build/m/onnxruntime-int8.onnx")
+    assert plan.artifact("m", "torchscript", "cpu", "fp32") is None
+    assert plan.artifact("m", "openvino", "cpu", "fp32").endswith("export/m.onnx")
+    assert plan.artifact("m", "tensorrt", "cuda", "fp16").endswith("build/m/tensorrt-fp16.engine")
     assert plan.profile  # derived from this machine
+
+
+def test_only_combinations_a_backend_has_are_planned(config: dict) -> None:
+    config["matrix"].update(models=["rtmdet_tiny_shapes"], devices=["cpu", "cuda"],
+                            backends=["pytorch", "openvino", "tensorrt"],
+                            precisions=["fp32", "fp16", "int8"])
+    plan = Plan(validate(config))
+    assert [(c.backend, c.device, c.precision) for c in plan.cells()] == [
+        ("pytorch", "cpu", "fp32"), ("openvino", "cpu", "fp32"), ("openvino", "cpu", "int8"),
+        ("pytorch", "cuda", "fp32"), ("pytorch", "cuda", "fp16"), ("tensorrt", "cuda", "fp32"),
+        ("tensorrt", "cuda", "fp16"), ("tensorrt", "cuda", "int8")]
+    # TensorRT int8 and fp16 start from the QDQ and fp16 ONNX models, which are built too.
+    assert ("rtmdet_tiny_shapes", "onnxruntime", "cpu", "int8") in plan.builds()
+    assert plan.build_source("m", "tensorrt", "cuda", "int8").endswith("onnxruntime-int8.onnx")
+    assert ("rtmdet_tiny_shapes", "onnxruntime", "cuda", "fp16") in plan.builds()
+    assert len(plan.builds()) == 6
 
 
 def test_wrong_type_names_the_key(config: dict) -> None:
@@ -52,7 +71,7 @@ def test_unknown_key_is_named(config: dict) -> None:
 def test_unknown_backend_lists_the_valid_ones(config: dict) -> None:
     config["matrix"]["backends"] = ["pytorch", "tensorrt9"]
     with pytest.raises(UserError, match=r"matrix\.backends\.1: 'tensorrt9' is not one of "
-                                        r"\['pytorch', 'torchscript', 'onnxruntime', 'openvino'\]"):
+                                        r"\['pytorch', 'torchscript', 'torch_compile', "):
         validate(config)
 
 

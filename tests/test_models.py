@@ -75,6 +75,7 @@ def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path:
     assert 0.3 < data["metrics"]["bbox_mAP"] <= 1.0
     status, _, data = measure_cell(cell, inputs, QUICK, [1, 3, 160, 160])
     assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 3
+    assert data["first_call_seconds"] > 0
     assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
 
 
@@ -127,7 +128,7 @@ def test_unavailable_precision_is_skipped_with_reason(small_dataset: Path) -> No
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"), small_dataset)
     cell = Cell("fast_scnn_shapes", "segmentation", "onnxruntime", "fp16")
     status, reason, _ = measure_cell(cell, inputs, QUICK, None)
-    assert status == "skipped" and "not fp16" in reason
+    assert status == "skipped" and "not fp16 on cpu" in reason
 
 
 def test_input_shape_mismatch_is_explained(small_dataset: Path) -> None:
@@ -172,7 +173,82 @@ def test_skip_reasons_name_what_is_missing() -> None:
     assert backend.available("fp32", "cpu") == (
         False, "deploybench_no_such_package is not installed "
         "(pip install deploybench_no_such_package)")
-    ok, reason = get_backend("onnxruntime").available("fp32", "cuda")
-    assert not ok and "runs on cpu in this version, not cuda" in reason
-    with pytest.raises(UserError, match="unknown backend 'tensorrt'; valid: pytorch"):
-        get_backend("tensorrt")
+    ok, reason = get_backend("openvino").available("fp32", "cuda")
+    assert not ok and reason == "openvino supports cpu: fp32, int8; not fp32 on cuda"
+    with pytest.raises(UserError, match="unknown backend 'tensorrt9'; valid: pytorch"):
+        get_backend("tensorrt9")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the reason given without a GPU")
+def test_gpu_cells_say_there_is_no_gpu() -> None:
+    for backend in ("pytorch", "torchscript", "torch_compile", "onnxruntime"):
+        ok, reason = get_backend(backend).available("fp32", "cuda")
+        assert not ok and "no CUDA device" in reason, (backend, reason)
+    ok, reason = get_backend("tensorrt").available("fp16", "cuda")
+    assert not ok and reason  # tensorrt not installed, or no CUDA device
+
+
+def test_torch_compile_matches_pytorch(small_dataset: Path) -> None:
+    # A fresh adapter: compiling must not change the session's shared models.
+    entry = model_entry("fast_scnn_shapes")
+    segmentor = load_adapter(entry["config"], checkpoint_path("fast_scnn_shapes"))
+    _, sample, _ = next(segmentor.batches(segmentor.dataset(small_dataset)))
+    x = np.ascontiguousarray(sample.numpy())
+    reference = get_backend("pytorch").load(segmentor, None, "fp32", "cpu", 2).infer(x)
+    runner = get_backend("torch_compile").load(segmentor, None, "fp32", "cpu", 2)
+    for _ in range(2):  # the first call compiles (inductor, C++ on the CPU)
+        for a, b in zip(runner.infer(x), reference, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_openvino_int8_by_nncf(segmentor, small_dataset: Path, tmp_path: Path) -> None:
+    from deploybench.export.build import BuildOptions, build_artifact
+
+    _, sample, _ = next(segmentor.batches(segmentor.dataset(small_dataset)))
+    export_onnx(segmentor, sample, tmp_path / "fp32.onnx", 17)
+    info = build_artifact(segmentor, small_dataset, "openvino", "cpu", "int8",
+                          tmp_path / "fp32.onnx", tmp_path / "int8.xml",
+                          BuildOptions(calibration_images=8))
+    assert info["calibration"]["images"] == 2 and info["quantizer"] == "nncf.quantize"
+    assert (tmp_path / "int8.bin").stat().st_size > 0
+    assert "FakeQuantize" in (tmp_path / "int8.xml").read_text()  # really quantized
+    x = np.ascontiguousarray(sample.numpy())
+    fp32 = get_backend("openvino").load(segmentor, tmp_path / "fp32.onnx", "fp32", "cpu", 2)
+    int8 = get_backend("openvino").load(segmentor, tmp_path / "int8.xml", "int8", "cpu", 2)
+    a, b = fp32.infer(x)[0], int8.infer(x)[0]
+    assert not np.array_equal(a, b)
+    assert (a.argmax(1) == b.argmax(1)).mean() > 0.95
+
+
+def test_fp16_model_for_gpu_cells(segmentor, small_dataset: Path, tmp_path: Path) -> None:
+    """Built on any machine (the conversion needs no GPU); run by the CUDA cells."""
+    import onnx
+
+    from deploybench.export.quantize import convert_fp16
+
+    _, sample, _ = next(segmentor.batches(segmentor.dataset(small_dataset)))
+    export_onnx(segmentor, sample, tmp_path / "fp32.onnx", 17)
+    info = convert_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")
+    assert info["io"] == "fp32"
+    graph = onnx.load(str(tmp_path / "fp16.onnx")).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert {i.data_type for i in graph.initializer} >= {onnx.TensorProto.FLOAT16}
+
+
+def test_build_that_this_machine_cannot_do_is_skipped(tmp_path: Path, small_dataset: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    from deploybench.atomic import read_json
+    from deploybench.cli import main
+
+    if get_backend("tensorrt").available("fp16", "cuda")[0]:
+        pytest.skip("this machine can build TensorRT engines")
+    entry = model_entry("fast_scnn_shapes")
+    out = tmp_path / "tensorrt-fp16.json"
+    code = main(["build", "--model", "m", "--task", "segmentation", "--config", entry["config"],
+                 "--checkpoint", str(checkpoint_path("fast_scnn_shapes")), "--data",
+                 str(small_dataset), "--input-shape", "192", "192", "--backend", "tensorrt",
+                 "--device", "cuda", "--precision", "fp16", "--onnx", str(tmp_path / "x.onnx"),
+                 "--artifact", str(tmp_path / "tensorrt-fp16.engine"), "--out", str(out)])
+    result = read_json(out)
+    assert code == 0 and result["status"] == "skipped" and result["reason"]
+    assert (tmp_path / "tensorrt-fp16.engine").stat().st_size == 0  # placeholder for the DAG

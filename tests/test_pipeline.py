@@ -27,7 +27,9 @@ def reduced_config(models: list[str]) -> dict:
     # PyTorch cells of this model fail, with the reason in the report.
     config["models"]["bad_shape"] = {**model_entry("rtmdet_tiny_shapes"),
                                      "input_shape": [128, 128]}
-    config["matrix"].update(models=models, backends=["pytorch", "onnxruntime"])
+    config["matrix"].update(models=models, backends=["pytorch", "onnxruntime"],
+                            devices=["cpu", "cuda"], precisions=["fp32", "int8"])
+    config["parity"]["images"] = 3
     config["build"]["calibration_images"] = 2
     config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.1)
     return config
@@ -48,23 +50,28 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert run.returncode != 0, run.stderr[-3000:]
     md = (work / "reports" / "ci" / "benchmark.md").read_text()
     csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
-    pytorch_int8 = (csv.backend == "pytorch") & (csv.precision == "int8")
-    ran = csv[(csv.model != "bad_shape") & ~pytorch_int8]
+    ran = csv[(csv.model != "bad_shape") & (csv.device == "cpu")]
     assert list(ran.status) == ["ok"] * 6, ran.reason.tolist()
     assert set(ran.backend + "-" + ran.precision) == {
         "pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     good = ran[ran.precision == "fp32"]
     assert ran.latency_ms_median.gt(0).all() and ran.fps.gt(0).all()
-    skipped = csv[pytorch_int8]
-    assert set(skipped.status) == {"skipped"}
-    assert "pytorch supports precisions fp32 here, not int8" in skipped.reason.iloc[0]
+    assert ran.parity_images.eq(3).all() and good.parity_min_cosine.gt(0.9999).all()
+    assert ran.parity_min_cosine.gt(0.9).all()  # int8, calibrated on 2 images here
     assert good[good.task == "detection"].bbox_mAP.gt(0.3).all()
     assert good[good.task == "segmentation"].mIoU.gt(50).all()
-    bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32")]
+    assert ran.gate_passed.notna().all()
+    gpu = csv[(csv.model != "bad_shape") & (csv.device == "cuda")]
+    assert set(gpu.backend + "-" + gpu.precision) == {"pytorch-fp32", "onnxruntime-fp32"}
+    import torch
+
+    if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
+        assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
+    bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
-    assert (work / "logs" / "measure" / "bad_shape" / "pytorch-fp32-b1.log").is_file()
+    assert (work / "logs" / "measure" / "bad_shape" / "cpu" / "pytorch-fp32-b1.log").is_file()
 
     # Without the broken model the run succeeds; only the report is rebuilt.
     good_models = all_models[:2]

@@ -12,6 +12,7 @@ from deploybench.atomic import write_json
 from deploybench.report.build import build_report
 from deploybench.results import Cell, failure_path, record
 
+GATES = {"bbox_mAP": {"fp32": 0.001, "int8": 0.02}, "mIoU": {"fp32": 0.1}}
 SETTINGS = {"threads": 2, "stopping_rule": {"warmup_iters": 5, "warmup_seconds": 1.0,
                                             "min_iters": 20, "min_seconds": 3.0}}
 
@@ -30,7 +31,7 @@ def write_results(root: Path) -> list[str]:
     det_ort = Cell("det", "detection", "onnxruntime", "fp32")
     seg_pt = Cell("seg", "segmentation", "pytorch", "fp32")
     seg_ort = Cell("seg", "segmentation", "onnxruntime", "fp32")
-    paths = {c: {s: root / s / c.model / f"{c.backend}-{c.precision}-b1.json"
+    paths = {c: {s: root / s / c.model / c.device / f"{c.backend}-{c.precision}-b1.json"
                  for s in ("measure", "evaluate")} for c in (det_pt, det_ort, seg_pt, seg_ort)}
     write_json(paths[det_pt]["measure"], measure_record(det_pt, [40.0, 41.0, 39.0, 40.5]))
     write_json(paths[det_ort]["measure"], measure_record(det_ort, [20.0, 21.0, 60.0, 20.5]))
@@ -50,8 +51,8 @@ def write_results(root: Path) -> list[str]:
 
 def test_report_contents(tmp_path: Path) -> None:
     results = write_results(tmp_path / "results")
-    failed = build_report(results, "test-profile", tmp_path / "out")
-    assert failed == 1
+    failed, outside = build_report(results, "test-profile", tmp_path / "out", GATES)
+    assert (failed, outside) == (1, 0)
     md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
     assert "# Benchmark: test-profile" in md
     assert "network only" in md  # every latency header says what it covers
@@ -62,7 +63,7 @@ def test_report_contents(tmp_path: Path) -> None:
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
     assert "evaluate: no result" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
-    for column in ["model", "task", "backend", "precision", "batch", "status", "reason",
+    for column in ["model", "task", "backend", "device", "precision", "batch", "status", "reason",
                    "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99",
                    "latency_cov", "fps", "bbox_mAP", "segm_mAP", "mIoU", "aAcc"]:
         assert column in csv.columns
@@ -77,3 +78,55 @@ def test_report_is_byte_identical(tmp_path: Path) -> None:
     build_report(results, "p", tmp_path / "b")
     for name in ("benchmark.md", "results.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    from deploybench.cli import main
+
+    results = write_results(tmp_path / "results")
+    # An int8 cell 0.05 AP below PyTorch fp32: outside its 0.02 gate.
+    int8 = Cell("det", "detection", "onnxruntime", "int8")
+    path = tmp_path / "results" / "evaluate" / "det" / "cpu" / "onnxruntime-int8-b1.json"
+    write_json(path, record("evaluate", int8, "ok", "", {
+        "metrics": {"bbox_mAP": 0.75}, "num_images": 150}, {}))
+    results.append(str(path))
+    failed, outside = build_report(results, "p", tmp_path / "out", GATES)
+    assert (failed, outside) == (1, 1)
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert "0.750 (-0.050) **outside gate**" in md
+    assert "0.799 (-0.001)" in md and "0.799 (-0.001) **" not in md  # fp32: within 0.001
+    assert "onnxruntime int8 (cpu) bbox_mAP drop 0.05 > 0.02" in md
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(csv.gate_passed.fillna("n/a").astype(str))[:2] == ["True", "True"]
+    # --strict turns it into a failing exit code, after writing the docs.
+    ok = [r for r in results if "seg" not in r]  # without the failed cell
+    args = ["report", "--profile", "p", "--out-dir", str(tmp_path / "strict"), *ok]
+    gates = ["--gates", '{"bbox_mAP": {"int8": 0.02}}']
+    assert main([*args, *gates]) == 0
+    assert main([*args, "--strict"]) == 0  # no gates: nothing outside
+    assert main([*args, *gates, "--strict"]) == 1
+    assert (tmp_path / "strict" / "benchmark.md").is_file()
+    assert "accuracy outside its gate" in capsys.readouterr().err
+    assert main([*args, "--gates", "{bad"]) == 2
+
+
+def test_parity_and_speedups_are_shown(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "results")
+    det_ort = Cell("det", "detection", "onnxruntime", "fp32")
+    path = tmp_path / "results" / "evaluate" / "det" / "cpu" / "onnxruntime-fp32-b1.json"
+    write_json(path, record("evaluate", det_ort, "ok", "", {
+        "metrics": {"bbox_mAP": 0.799}, "num_images": 150,
+        "parity": {"images": 20, "reference_boxes": 40, "boxes_matched": 0.975,
+                   "mean_score_diff": 0.0012, "outputs": [
+                       {"output": "output_0_0", "max_abs": 2e-5, "max_rel": 1e-6,
+                        "cosine": 0.99999},
+                       {"output": "output_1_0", "max_abs": 1e-4, "max_rel": 3e-6,
+                        "cosine": 0.999999}]}}, {}))
+    build_report(results, "p", tmp_path / "out", GATES)
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert ("| det | onnxruntime | cpu | fp32 | 20 | 1.00e-04 | 3.00e-06 | 0.999990 | output_1_0 "
+            "| 97.5 % boxes matched, mean score diff 0.0012 |") in md
+    assert "| output_0_0 | 2.00e-05 | 1.00e-06 | 0.999990 |" in md
+    # onnxruntime fp32 median 20.75 ms vs PyTorch fp32 40.25 ms: 1.94x
+    assert "| 1.94 |" in md

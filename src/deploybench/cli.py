@@ -33,7 +33,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cell(args: argparse.Namespace, backend: str, precision: str):
     from deploybench.results import Cell
 
-    return Cell(args.model, args.task, backend, precision, getattr(args, "batch", 1))
+    return Cell(args.model, args.task, backend, precision, getattr(args, "batch", 1),
+                getattr(args, "device", "cpu"))
 
 
 def _expected_shape(args: argparse.Namespace) -> list[int]:
@@ -70,24 +71,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from deploybench.errors import UserError
-    from deploybench.export.quantize import calibration_batches, quantize_int8
+    from deploybench.cell import skip_reason
+    from deploybench.export.build import BuildOptions, build_artifact, placeholder
     from deploybench.models.adapter import load_adapter
     from deploybench.results import run_step
 
+    options = BuildOptions(args.calibration_images, args.calibration_method, args.workspace_mib,
+                           Path(args.timing_cache) if args.timing_cache else None)
+
     def body():
-        if (args.backend, args.precision) != ("onnxruntime", "int8"):
-            raise UserError(f"no build for {args.backend} {args.precision}; this version builds "
-                            "onnxruntime int8 (static QDQ quantization)")
+        reason = skip_reason(args.backend, args.precision, args.device)
+        if reason:
+            placeholder(Path(args.artifact))
+            return "skipped", reason, {}
         adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
-        batches = calibration_batches(adapter, Path(args.data), args.calibration_images)
-        info = quantize_int8(Path(args.onnx), Path(args.artifact), batches,
-                             args.calibration_method)
-        return "ok", "", {"artifact": args.artifact, **info}
+        return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
+                                        args.precision, Path(args.onnx), Path(args.artifact),
+                                        options)
 
     return run_step("build", _cell(args, args.backend, args.precision), args.out,
-                    _settings(args, "backend", "precision", "calibration_images",
-                              "calibration_method"), [args.config], body)
+                    {**_settings(args, "backend", "device", "precision"),
+                     **{k: str(v) if isinstance(v, Path) else v
+                        for k, v in options.__dict__.items()}}, [args.config], body)
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
@@ -105,26 +110,49 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from deploybench.evaluate import evaluate_cell
+    from deploybench.evaluate import ParitySettings, evaluate_cell
     from deploybench.results import run_step
 
     cell = _cell(args, args.backend, args.precision)
-    settings = {**_settings(args, "backend", "precision", "device", "limit"),
+    parity = ParitySettings(Path(args.reference) if args.reference else None,
+                            args.parity_images, args.parity_iou, args.parity_score_threshold)
+    settings = {**_settings(args, "backend", "precision", "device", "limit", "reference",
+                            "parity_images", "parity_iou", "parity_score_threshold"),
                 "threads": args.threads or usable_cores()}
     return run_step("evaluate", cell, args.out, settings, [args.config], lambda: evaluate_cell(
-        cell, _cell_inputs(args), _expected_shape(args), args.limit))
+        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity))
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from deploybench.evaluate import write_reference
+
+    info = write_reference(_cell_inputs(args), _expected_shape(args), args.images, Path(args.out))
+    print(f"wrote {args.out}: PyTorch fp32 outputs of {info['images']} test images")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import json
+
     from deploybench.report.build import build_report
 
-    failed = build_report(args.results, args.profile, Path(args.out_dir))
+    try:
+        tolerances = json.loads(args.gates) if args.gates else {}
+    except json.JSONDecodeError as err:
+        raise UserError(f"--gates is not JSON ({err}); give e.g. "
+                        "'{\"bbox_mAP\": {\"int8\": 0.02}}'") from None
+    failed, outside = build_report(args.results, args.profile, Path(args.out_dir), tolerances)
     if args.after_failure:
         # Written outside a Snakemake job: date the docs back so the next run rebuilds them.
         for name in ("benchmark.md", "results.csv"):
             os.utime(Path(args.out_dir) / name, (1, 1))  # 1, not 0: Snakemake reads 0 as unset
-    print(f"wrote {args.out_dir}/benchmark.md and results.csv ({failed} failed cells)")
-    return 1 if failed and args.strict else 0
+    print(f"wrote {args.out_dir}/benchmark.md and results.csv ({failed} failed cells, "
+          f"{outside} accuracy gate checks outside tolerance)")
+    if args.strict and (failed or outside):
+        print("error: --strict: failed cells or accuracy outside its gate; see the report",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_fixture_train(args: argparse.Namespace) -> int:
@@ -153,7 +181,7 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", required=True)
     p.add_argument("--precision", required=True)
     p.add_argument("--artifact", help="the file the backend runs (e.g. the ONNX model)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
 
 
@@ -183,15 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=_cmd_export)
 
-    p = steps.add_parser("build", help="build a backend artifact (onnxruntime int8 QDQ model)")
+    p = steps.add_parser("build", help="build a backend artifact: int8/fp16 model, TensorRT engine")
     _model_args(p)
     p.add_argument("--backend", required=True)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--precision", required=True)
-    p.add_argument("--onnx", required=True, help="the exported fp32 ONNX model")
+    p.add_argument("--onnx", required=True,
+                   help="the model the build starts from (the export; the QDQ model for "
+                        "TensorRT int8, the fp16 model for TensorRT fp16)")
     p.add_argument("--artifact", required=True, help="the built model to write")
     p.add_argument("--calibration-images", type=int, default=32)
     p.add_argument("--calibration-method", default="MinMax",
                    choices=("MinMax", "Entropy", "Percentile"))
+    p.add_argument("--workspace-mib", type=int, default=4096, help="TensorRT workspace limit")
+    p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
     p.set_defaults(func=_cmd_build)
 
     p = steps.add_parser("measure", help="time one cell's network")
@@ -207,12 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")
     _cell_args(p)
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--reference", help="PyTorch fp32 outputs (the reference step) to compare")
+    p.add_argument("--parity-images", type=int, default=20)
+    p.add_argument("--parity-iou", type=float, default=0.5)
+    p.add_argument("--parity-score-threshold", type=float, default=0.3)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = steps.add_parser("reference", help="PyTorch fp32 outputs on the first test images")
+    _model_args(p)
+    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
+    p.set_defaults(func=_cmd_reference, device="cpu", backend="pytorch")
 
     p = steps.add_parser("report", help="merge result files into reports/<profile>/")
     p.add_argument("--profile", required=True)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--strict", action="store_true", help="exit 1 when any cell failed")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a cell failed or a metric is outside its accuracy gate")
+    p.add_argument("--gates", help="accuracy gates as JSON: {metric: {precision: max drop}}")
     p.add_argument("--after-failure", action="store_true",
                    help="written after a failed run: mark the docs out of date for Snakemake")
     p.add_argument("results", nargs="*", help="result JSON files (missing ones are shown)")

@@ -19,7 +19,18 @@ from deploybench.errors import UserError
 from deploybench.provenance import hardware_profile
 from deploybench.results import Cell
 
-ONNX_BACKENDS = ("onnxruntime", "openvino")  # backends that run the exported ONNX model
+# Backends that run the exported ONNX model as it is (a built artifact where BUILDS says so).
+ONNX_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino")
+# (backend, device, precision) -> the build step's artifact file name: made from the exported
+# model (or from another artifact, the int8 QDQ model for TensorRT int8) by `deploybench build`.
+BUILDS: dict[tuple[str, str, str], str] = {
+    ("onnxruntime", "cpu", "int8"): "onnxruntime-int8.onnx",
+    ("onnxruntime", "cuda", "fp16"): "onnxruntime-fp16.onnx",
+    ("openvino", "cpu", "int8"): "openvino-int8.xml",
+    ("tensorrt", "cuda", "fp32"): "tensorrt-fp32.engine",
+    ("tensorrt", "cuda", "fp16"): "tensorrt-fp16.engine",
+    ("tensorrt", "cuda", "int8"): "tensorrt-int8.engine",
+}
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -106,9 +117,22 @@ class Plan:
         return self.config["models"][name]
 
     def cells(self) -> list[Cell]:
+        """Every planned cell: the matrix, less what a backend does not have at all (SUPPORT)."""
+        from deploybench.backends import supports
+
         matrix = self.config["matrix"]
-        return [Cell(m, self.model(m)["task"], b, p) for m in self.model_names
-                for b in matrix["backends"] for p in matrix["precisions"]]
+        return [Cell(m, self.model(m)["task"], b, p, device=d) for m in self.model_names
+                for d in matrix["devices"] for b in matrix["backends"]
+                for p in matrix["precisions"] if supports(b, d, p)]
+
+    def builds(self) -> list[tuple[str, str, str, str]]:
+        """(model, backend, device, precision) of every build the planned cells need."""
+        needed = {(c.model, c.backend, c.device, c.precision) for c in self.cells()
+                  if (c.backend, c.device, c.precision) in BUILDS}
+        sources = {"int8": ("onnxruntime", "cpu", "int8"), "fp16": ("onnxruntime", "cuda", "fp16")}
+        needed |= {(m, *sources[p]) for m, b, _, p in set(needed)
+                   if b == "tensorrt" and p in sources}
+        return sorted(needed)
 
     # --- paths (relative to the Snakemake working directory) ---------------------------------
     def dataset_dir(self, name: str) -> str:
@@ -128,20 +152,33 @@ class Plan:
     def export_result(self, model: str) -> str:
         return f"{self.results_dir()}/export/{model}.json"
 
-    def quantized(self, model: str) -> str:
-        return f"{self.results_dir()}/build/{model}/onnxruntime-int8.onnx"
+    def built(self, model: str, backend: str, device: str, precision: str) -> str:
+        return f"{self.results_dir()}/build/{model}/{BUILDS[backend, device, precision]}"
 
-    def build_result(self, model: str) -> str:
-        return f"{self.results_dir()}/build/{model}/onnxruntime-int8.json"
+    def build_result(self, model: str, backend: str, device: str, precision: str) -> str:
+        return str(Path(self.built(model, backend, device, precision)).with_suffix(".json"))
 
-    def artifact(self, model: str, backend: str, precision: str) -> str | None:
+    def artifact(self, model: str, backend: str, device: str, precision: str) -> str | None:
         """The file a cell's backend runs; None where it runs the checkpoint itself."""
-        if backend == "onnxruntime" and precision == "int8":
-            return self.quantized(model)
+        if (backend, device, precision) in BUILDS:
+            return self.built(model, backend, device, precision)
         return self.onnx(model) if backend in ONNX_BACKENDS else None
 
+    def reference(self, model: str) -> str:
+        return f"{self.results_dir()}/reference/{model}.npz"
+
+    def build_source(self, model: str, backend: str, device: str, precision: str) -> str:
+        """The model a build starts from: TensorRT int8 and fp16 start from the QDQ and fp16
+        models (explicit quantization; strongly typed networks from TensorRT 11), the rest
+        from the export."""
+        if backend == "tensorrt" and precision == "int8":
+            return self.built(model, "onnxruntime", "cpu", "int8")
+        if backend == "tensorrt" and precision == "fp16":
+            return self.built(model, "onnxruntime", "cuda", "fp16")
+        return self.onnx(model)
+
     def cell_result(self, step: str, cell: Cell) -> str:
-        return (f"{self.results_dir()}/{step}/{cell.model}/"
+        return (f"{self.results_dir()}/{step}/{cell.model}/{cell.device}/"
                 f"{cell.backend}-{cell.precision}-b{cell.batch}.json")
 
     def report_files(self) -> list[str]:
@@ -149,14 +186,12 @@ class Plan:
 
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""
-        matrix = self.config["matrix"]
-        onnx = any(b in ONNX_BACKENDS for b in matrix["backends"])
-        exports = [self.export_result(m) for m in self.model_names if onnx]
-        exports += [self.build_result(m) for m in self.model_names
-                    if "onnxruntime" in matrix["backends"] and "int8" in matrix["precisions"]]
-        cells = [self.cell_result(step, c) for c in self.cells()
-                 for step in ("measure", "evaluate")]
-        return exports + cells
+        cells = self.cells()
+        exported = {c.model for c in cells if c.backend in ONNX_BACKENDS or c.backend == "tensorrt"}
+        exports = [self.export_result(m) for m in self.model_names if m in exported]
+        exports += [self.build_result(*build) for build in self.builds()]
+        return exports + [self.cell_result(step, c) for c in cells
+                          for step in ("measure", "evaluate")]
 
 
 def model_args(plan: Plan, name: str) -> str:

@@ -1,36 +1,77 @@
 """The evaluate step: the whole test split through pre-process -> backend -> post-process -> metric.
 
 Pre- and post-processing and the metric are the model's own (mmdet CocoMetric, mmseg IoUMetric),
-shared by every backend, so only the network differs.
+shared by every backend, so only the network differs. The first images' outputs are also compared
+with the PyTorch fp32 reference (`parity`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deploybench.cell import CellInputs, check_input_shape, open_cell, skip_reason
+from deploybench.cell import CellInputs, OpenCell, check_input_shape, open_cell, skip_reason
+from deploybench.parity import Sample, compare, load_reference, save_reference
 from deploybench.results import Cell
 
 
+@dataclass(frozen=True)
+class ParitySettings:
+    reference: Path | None = None  # the reference file; None: no comparison
+    images: int = 20
+    iou: float = 0.5
+    score_threshold: float = 0.3
+
+
+def _predict(opened: OpenCell, export_shape: list[int] | None, limit: int | None,
+             keep: int, evaluator: Any = None) -> tuple[int, list[Sample]]:
+    """Run the split; feed the evaluator; keep the first `keep` images' outputs and predictions."""
+    adapter, count, kept = opened.adapter, 0, []
+    for raw, batch, samples in adapter.batches(opened.dataset, 1, limit):
+        check_input_shape(export_shape, tuple(batch.shape))
+        outputs = opened.runner.infer(np.ascontiguousarray(batch.cpu().numpy()))
+        predictions = adapter.postprocess(outputs, batch, samples)
+        if evaluator is not None:
+            evaluator.process(data_samples=predictions, data_batch=raw)
+        if count < keep:
+            kept.append(([np.asarray(o) for o in outputs],
+                         adapter.prediction_arrays(predictions[0])))
+        count += len(samples)
+    return count, kept
+
+
 def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None,
-                  limit: int | None = None) -> tuple[str, str, dict[str, Any]]:
+                  limit: int | None = None, parity: ParitySettings = ParitySettings()
+                  ) -> tuple[str, str, dict[str, Any]]:
     reason = skip_reason(cell.backend, cell.precision, inputs.device)
     if reason:
         return "skipped", reason, {}
     start = time.perf_counter()
+    keep = parity.images if parity.reference else 0
     with open_cell(cell.backend, cell.precision, inputs) as opened:
-        adapter = opened.adapter
-        evaluator = adapter.evaluator(opened.dataset)
-        count = 0
-        for raw, batch, samples in adapter.batches(opened.dataset, 1, limit):
-            check_input_shape(export_shape, tuple(batch.shape))
-            outputs = opened.runner.infer(np.ascontiguousarray(batch.cpu().numpy()))
-            predictions = adapter.postprocess(outputs, batch, samples)
-            evaluator.process(data_samples=predictions, data_batch=raw)
-            count += len(samples)
-        metrics = adapter.metric_names(evaluator.evaluate(count))
-    return "ok", "", {"metrics": {k: float(v) for k, v in metrics.items()},
-                      "num_images": count, "seconds": time.perf_counter() - start}
+        evaluator = opened.adapter.evaluator(opened.dataset)
+        count, kept = _predict(opened, export_shape, limit, keep, evaluator)
+        metrics = opened.adapter.metric_names(evaluator.evaluate(count))
+    data: dict[str, Any] = {"metrics": {k: float(v) for k, v in metrics.items()},
+                            "num_images": count, "seconds": time.perf_counter() - start}
+    if parity.reference:
+        reference, names = load_reference(parity.reference)
+        data["parity"] = {"reference": "pytorch fp32 on cpu",
+                          **compare(cell.task, kept, reference, names, parity.iou,
+                                    parity.score_threshold)}
+    return "ok", "", data
+
+
+def write_reference(inputs: CellInputs, export_shape: list[int] | None, images: int,
+                    out: Path) -> dict[str, Any]:
+    """PyTorch fp32 outputs and predictions on the first `images` test images."""
+    with open_cell("pytorch", "fp32", inputs) as opened:
+        count, kept = _predict(opened, export_shape, images, images)
+        _, first, _ = next(opened.adapter.batches(opened.dataset, 1))
+        names = opened.adapter.output_names(first)
+    save_reference(out, kept, names)
+    return {"reference": str(out), "images": count, "outputs": names}

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "onnxruntime",
-            "openvino", "numpy", "opencv-python", "snakemake")
+            "onnxruntime-gpu", "openvino", "nncf", "tensorrt", "numpy", "opencv-python",
+            "snakemake")
 
 
 def package_versions() -> dict[str, str]:
@@ -43,14 +44,29 @@ def usable_cores() -> int:
 
 def hardware() -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": usable_cores(), "machine": platform.machine(),
-            "system": f"{platform.system()} {platform.release()}"}
+            "system": f"{platform.system()} {platform.release()}", "gpu": gpu_name() or None}
+
+
+def _slug(name: str) -> str:
+    name = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$", "", name.lower())
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
 def hardware_profile() -> str:
-    """A label for docs from this machine: CPU model and core count, e.g. `amd-epyc-2c`."""
-    slug = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$", "", cpu_model().lower())
-    slug = re.sub(r"[^a-z0-9]+", "-", slug).strip("-") or "cpu"
-    return f"{slug}-{usable_cores()}c"
+    """A label for docs from this machine: CPU model and core count, e.g. `amd-epyc-2c`, and
+    the first GPU where PyTorch sees one (`...-nvidia-h100-80gb-hbm3`)."""
+    label = f"{_slug(cpu_model()) or 'cpu'}-{usable_cores()}c"
+    gpu = gpu_name()
+    return f"{label}-{_slug(gpu)}" if gpu else label
+
+
+def gpu_name() -> str:
+    """The first CUDA device's name; empty without one (or without PyTorch)."""
+    try:
+        import torch
+    except ImportError:
+        return ""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
 def git_commit(cwd: Path | str = ".") -> str:

@@ -23,6 +23,7 @@ class Cell:
     backend: str
     precision: str
     batch: int = 1
+    device: str = "cpu"
 
 
 def failure_path(out: Path | str) -> Path:

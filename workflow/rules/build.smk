@@ -1,17 +1,103 @@
-rule quantize_onnx_int8:
+import functools
+
+from deploybench.cell import skip_reason
+
+
+@functools.cache
+def machine_state(backend, device, precision):
+    # A job parameter: when the machine gains (or loses) what a cell needs, the value changes
+    # and Snakemake reruns the job, instead of keeping a result that says "skipped".
+    return skip_reason(backend, precision, device) or "available"
+
+
+def build_command(backend, device, precision):
+    b = config["build"]
+    cache = b["tensorrt_timing_cache"]
+    cache = cache and os.path.join(PLAN.results_dir(), cache)
+    return (
+        f"deploybench build --backend {backend} --device {device} --precision {precision}"
+        f" --calibration-images {b['calibration_images']}"
+        f" --calibration-method {b['calibration_method']}"
+        f" --workspace-mib {b['tensorrt_workspace_mib']}"
+        + (f" --timing-cache {cache}" if cache else "")
+    )
+
+
+def build_source(backend, device, precision):
+    return lambda w: PLAN.build_source(w.model, backend, device, precision)
+
+
+rule quantize_onnxruntime_int8:
     input:
         unpack(model_inputs),
-        onnx=PLAN.onnx("{model}"),
+        source=build_source("onnxruntime", "cpu", "int8"),
     output:
-        model=PLAN.quantized("{model}"),
-        result=PLAN.build_result("{model}"),
+        model=PLAN.built("{model}", "onnxruntime", "cpu", "int8"),
+        result=PLAN.build_result("{model}", "onnxruntime", "cpu", "int8"),
     log:
-        "logs/build/{model}/onnxruntime-int8.log",
+        "logs/build/{model}/onnxruntime-cpu-int8.log",
     params:
         model=lambda w: model_args(PLAN, w.model),
-        images=config["build"]["calibration_images"],
-        method=config["build"]["calibration_method"],
+        build=build_command("onnxruntime", "cpu", "int8"),
+        machine=machine_state("onnxruntime", "cpu", "int8"),
     shell:
-        "deploybench build {params.model} --backend onnxruntime --precision int8"
-        " --onnx {input.onnx} --artifact {output.model} --calibration-images {params.images}"
-        " --calibration-method {params.method} --out {output.result} > {log} 2>&1"
+        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
+        " --out {output.result} > {log} 2>&1"
+
+
+rule convert_onnxruntime_fp16:
+    input:
+        unpack(model_inputs),
+        source=build_source("onnxruntime", "cuda", "fp16"),
+    output:
+        model=PLAN.built("{model}", "onnxruntime", "cuda", "fp16"),
+        result=PLAN.build_result("{model}", "onnxruntime", "cuda", "fp16"),
+    log:
+        "logs/build/{model}/onnxruntime-cuda-fp16.log",
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        build=build_command("onnxruntime", "cuda", "fp16"),
+    shell:
+        # No machine check: the conversion runs anywhere, a GPU is only needed to run it.
+        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
+        " --out {output.result} > {log} 2>&1"
+
+
+rule quantize_openvino_int8:
+    input:
+        unpack(model_inputs),
+        source=build_source("openvino", "cpu", "int8"),
+    output:
+        model=PLAN.built("{model}", "openvino", "cpu", "int8"),
+        weights=PLAN.built("{model}", "openvino", "cpu", "int8").replace(".xml", ".bin"),
+        result=PLAN.build_result("{model}", "openvino", "cpu", "int8"),
+    log:
+        "logs/build/{model}/openvino-cpu-int8.log",
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        build=build_command("openvino", "cpu", "int8"),
+        machine=machine_state("openvino", "cpu", "int8"),
+    shell:
+        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
+        " --out {output.result} > {log} 2>&1"
+
+
+rule build_tensorrt_engine:
+    input:
+        unpack(model_inputs),
+        source=lambda w: PLAN.build_source(w.model, "tensorrt", "cuda", w.precision),
+    output:
+        engine=f"{PLAN.results_dir()}/build/{{model}}/tensorrt-{{precision}}.engine",
+        result=f"{PLAN.results_dir()}/build/{{model}}/tensorrt-{{precision}}.json",
+    log:
+        # The build log is kept: TensorRT's warnings say which layers fell back and why.
+        "logs/build/{model}/tensorrt-cuda-{precision}.log",
+    wildcard_constraints:
+        precision="fp32|fp16|int8",
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        build=lambda w: build_command("tensorrt", "cuda", w.precision),
+        machine=lambda w: machine_state("tensorrt", "cuda", w.precision),
+    shell:
+        "{params.build} {params.model} --onnx {input.source} --artifact {output.engine}"
+        " --out {output.result} > {log} 2>&1"

@@ -1,11 +1,37 @@
+rule reference_outputs:
+    input:
+        unpack(model_inputs),
+    output:
+        PLAN.reference("{model}"),
+    log:
+        "logs/reference/{model}.log",
+    threads: 1
+    params:
+        model=lambda w: model_args(PLAN, w.model),
+        images=config["parity"]["images"],
+    shell:
+        "deploybench reference {params.model} --images {params.images} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+def parity_args():
+    p = config["parity"]
+    return (
+        f"--parity-images {p['images']} --parity-iou {p['iou']}"
+        f" --parity-score-threshold {p['score_threshold']}"
+    )
+
+
 rule evaluate:
     input:
         unpack(cell_inputs),
+        reference=PLAN.reference("{model}"),
     output:
-        f"{PLAN.results_dir()}/evaluate/{{model}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        f"{PLAN.results_dir()}/evaluate/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
     log:
-        "logs/evaluate/{model}/{backend}-{precision}-b{batch}.log",
+        "logs/evaluate/{model}/{device}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
+        device="cpu|cuda",
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
         batch="1",
@@ -18,8 +44,10 @@ rule evaluate:
             if config["evaluate"]["limit"]
             else ""
         ),
-        device=config["device"],
+        parity=parity_args(),
+        machine=cell_machine,
     shell:
         "deploybench evaluate {params.model} --backend {wildcards.backend}"
-        " --precision {wildcards.precision} {params.artifact} --device {params.device}"
-        " --threads {threads} {params.limit} --out {output} > {log} 2>&1"
+        " --precision {wildcards.precision} {params.artifact} --device {wildcards.device}"
+        " --threads {threads} {params.limit} --reference {input.reference} {params.parity}"
+        " --out {output} > {log} 2>&1"

@@ -1,6 +1,6 @@
 def cell_inputs(w):
     inputs = model_inputs(w)
-    artifact = PLAN.artifact(w.model, w.backend, w.precision)
+    artifact = PLAN.artifact(w.model, w.backend, w.device, w.precision)
     if artifact:
         inputs["artifact"] = artifact
     return inputs
@@ -8,6 +8,10 @@ def cell_inputs(w):
 
 def artifact_arg(_, input):
     return f"--artifact {input.artifact}" if "artifact" in input.keys() else ""
+
+
+def cell_machine(w):
+    return machine_state(w.backend, w.device, w.precision)
 
 
 def timing_args():
@@ -23,21 +27,23 @@ rule measure:
     input:
         unpack(cell_inputs),
     output:
-        f"{PLAN.results_dir()}/measure/{{model}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        f"{PLAN.results_dir()}/measure/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
     log:
-        "logs/measure/{model}/{backend}-{precision}-b{batch}.log",
+        "logs/measure/{model}/{device}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
+        device="cpu|cuda",
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
         batch="[0-9]+",
-    # Timing owns the machine: no other job may run beside a measurement.
-    threads: workflow.cores
+    # Timing owns the machine: no other job may run beside a measurement (a cell this machine
+    # cannot run only writes why, on one core).
+    threads: lambda w: workflow.cores if cell_machine(w) == "available" else 1
     params:
         model=lambda w: model_args(PLAN, w.model),
         artifact=artifact_arg,
         timing=timing_args(),
-        device=config["device"],
+        machine=cell_machine,
     shell:
         "deploybench measure {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} --batch {wildcards.batch} {params.artifact}"
-        " --device {params.device} {params.timing} --out {output} > {log} 2>&1"
+        " --device {wildcards.device} {params.timing} --out {output} > {log} 2>&1"

@@ -1,10 +1,13 @@
+import json
 import shlex
 
 
 def report_command(results):
     out_dir = f"reports/{PLAN.profile}"
+    strict = " --strict" if config["report"]["strict"] else ""
     return (
-        f"deploybench report --profile {PLAN.profile} --out-dir {out_dir} "
+        f"deploybench report --profile {PLAN.profile} --out-dir {out_dir}{strict}"
+        f" --gates {shlex.quote(json.dumps(config['gates'], sort_keys=True))} "
         + shlex.join(results)
     )
 

@@ -1,30 +1,48 @@
-"""Backends, one file each, behind the interface in `base`."""
+"""Backends, one file each, behind the interface in `base`.
+
+`SUPPORT` says which devices and precisions each backend has at all; the config matrix plans only
+those cells. Whether this machine can run a planned cell (a CUDA device, the package, an op) is
+the backend's `available()`, and a cell it cannot run is reported as skipped with the reason.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from deploybench.backends.base import Backend
 from deploybench.errors import UserError
 
-BACKENDS = ("pytorch", "torchscript", "onnxruntime", "openvino")
+SUPPORT: dict[str, dict[str, tuple[str, ...]]] = {
+    "pytorch": {"cpu": ("fp32",), "cuda": ("fp32", "fp16")},
+    "torchscript": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "torch_compile": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "onnxruntime": {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")},
+    "onnxruntime_trt": {"cuda": ("fp32", "fp16")},
+    "openvino": {"cpu": ("fp32", "int8")},
+    "tensorrt": {"cuda": ("fp32", "fp16", "int8")},
+}
+BACKENDS = tuple(SUPPORT)
+DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16", "int8")
+
+# Imported on demand: a backend's package need not be installed unless it is used.
+_CLASSES = {
+    "pytorch": "deploybench.backends.pytorch:PyTorchBackend",
+    "torchscript": "deploybench.backends.torchscript:TorchScriptBackend",
+    "torch_compile": "deploybench.backends.torch_compile:TorchCompileBackend",
+    "onnxruntime": "deploybench.backends.onnxruntime:OnnxRuntimeBackend",
+    "onnxruntime_trt": "deploybench.backends.onnxruntime:OnnxRuntimeTensorRtBackend",
+    "openvino": "deploybench.backends.openvino:OpenVinoBackend",
+    "tensorrt": "deploybench.backends.tensorrt:TensorRtBackend",
+}
+
+
+def supports(backend: str, device: str, precision: str) -> bool:
+    return precision in SUPPORT.get(backend, {}).get(device, ())
 
 
 def get_backend(name: str) -> Backend:
-    # Imported on demand: a backend's package need not be installed unless it is used.
-    if name == "pytorch":
-        from deploybench.backends.pytorch import PyTorchBackend
-
-        return PyTorchBackend()
-    if name == "torchscript":
-        from deploybench.backends.torchscript import TorchScriptBackend
-
-        return TorchScriptBackend()
-    if name == "onnxruntime":
-        from deploybench.backends.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend()
-    if name == "openvino":
-        from deploybench.backends.openvino import OpenVinoBackend
-
-        return OpenVinoBackend()
-    raise UserError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    if name not in _CLASSES:
+        raise UserError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    module, cls = _CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,16 +1,17 @@
-"""The backend interface: `available()`, `load()` -> runner, `runner.infer()`, `runner.close()`.
+"""The backend interface: `available()`, `load()` -> runner; a runner moves a batch to its device,
+runs the network there, and brings the outputs back, as three separate calls.
 
-Every runner takes a host (numpy) batch and returns host arrays, so "network latency" means the
-same thing for every backend: input on the host -> outputs on the host.
+Keeping the three apart lets "network latency" mean the same for every backend: input already
+where the backend reads it -> outputs where it writes them, synchronized. On the CPU the first
+and last calls cost (next to) nothing; on a GPU they are the host<->device copies.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,11 +22,34 @@ if TYPE_CHECKING:
 
 
 class Runner(ABC):
+    def to_device(self, inputs: np.ndarray) -> Any:
+        """The host batch, placed where `run` reads it."""
+        return inputs
+
     @abstractmethod
-    def infer(self, inputs: np.ndarray) -> list[np.ndarray]: ...
+    def run(self, inputs: Any) -> Any:
+        """The network on device-resident inputs; returns device-resident outputs."""
+
+    def synchronize(self) -> None:  # noqa: B027 - host backends finish inside `run`
+        """Wait until work queued by `run` has finished."""
+
+    def to_host(self, outputs: Any) -> list[np.ndarray]:
+        return [np.asarray(o) for o in outputs]
+
+    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+        return self.to_host(self.run(self.to_device(inputs)))
 
     def close(self) -> None:  # noqa: B027 - most runners hold nothing that needs releasing
         """Release sessions, engines and device memory."""
+
+
+def cuda_device_reason() -> str:
+    """Empty when PyTorch sees a CUDA device, else why not."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device on this machine (torch.cuda.is_available() is False)"
+    return ""
 
 
 class Backend(ABC):
@@ -33,18 +57,23 @@ class Backend(ABC):
     module: str | None = None  # the package it needs, checked (not imported) by available()
     # The file a backend runs: the PyTorch checkpoint itself, or an exported/built artifact.
     artifact: str
-    precisions: Sequence[str]
 
     def available(self, precision: str, device: str) -> tuple[bool, str]:
         """Whether this machine can run the cell; the reason when it cannot."""
+        from deploybench.backends import SUPPORT
+
+        devices = SUPPORT[self.name]
+        if precision not in devices.get(device, ()):
+            supported = "; ".join(f"{d}: {', '.join(p)}" for d, p in devices.items())
+            return False, f"{self.name} supports {supported}; not {precision} on {device}"
         if self.module and importlib.util.find_spec(self.module) is None:
             return False, f"{self.module} is not installed (pip install {self.module})"
-        if precision not in self.precisions:
-            return False, (f"{self.name} supports precisions {', '.join(self.precisions)} here, "
-                           f"not {precision}")
-        if device != "cpu":
-            return False, f"{self.name} runs on cpu in this version, not {device}"
-        return True, ""
+        reason = self.machine_reason(precision, device)
+        return not reason, reason
+
+    def machine_reason(self, precision: str, device: str) -> str:
+        """Backend-specific checks of this machine; empty when it can run the cell."""
+        return cuda_device_reason() if device == "cuda" else ""
 
     @abstractmethod
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
@@ -52,7 +81,8 @@ class Backend(ABC):
 
 
 def onnx_artifact(artifact: Path | None) -> Path:
-    """The exported ONNX model a backend runs, or a message saying which step makes it."""
+    """The ONNX model (or engine) a backend runs, or a message saying which step makes it."""
     if artifact is None or not Path(artifact).is_file():
-        raise UserError(f"ONNX model {artifact} does not exist; run the pipeline's export step")
+        raise UserError(f"model file {artifact} does not exist; run the pipeline's export and "
+                        "build steps (snakemake makes it before this cell)")
     return Path(artifact)

@@ -1,8 +1,13 @@
-"""ONNX Runtime on the CPU execution provider, running the exported tensor-mode network."""
+"""ONNX Runtime: the CPU execution provider, the CUDA EP with I/O binding, and the TensorRT EP.
+
+fp32 runs the exported model; int8 (CPU) a statically quantized QDQ model and fp16 (CUDA) a
+float16 model with fp32 inputs and outputs, both made by the build step.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,30 +15,97 @@ from deploybench.backends.base import Backend, Runner, onnx_artifact
 from deploybench.models.adapter import ModelAdapter
 
 
+def session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class OrtRunner(Runner):
-    def __init__(self, model_path: Path, threads: int) -> None:
+    """The CPU EP: numpy in, numpy out."""
+
+    def __init__(self, model_path: Path, threads: int, providers: list | None = None) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model_path), session_options(threads),
+                                            providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.input_shape = self.session.get_inputs()[0].shape
 
-    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
+    def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: inputs})
+
+
+class OrtDeviceRunner(OrtRunner):
+    """A GPU EP with I/O binding: the input is copied to the device once, outputs stay there."""
+
+    def to_device(self, inputs: np.ndarray) -> Any:
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(inputs, "cuda", 0)
+
+    def run(self, inputs: Any) -> list[Any]:
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, inputs)
+        for output in self.session.get_outputs():
+            binding.bind_output(output.name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()
+
+    def to_host(self, outputs: list[Any]) -> list[np.ndarray]:
+        return [o.numpy() for o in outputs]
+
+
+def provider_reason(provider: str) -> str:
+    import onnxruntime as ort
+
+    if provider not in ort.get_available_providers():
+        return (f"this onnxruntime has no {provider} (it has "
+                f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu and "
+                "the CUDA/TensorRT libraries it links")
+    return ""
 
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     module = "onnxruntime"
     artifact = "onnx"
-    # int8: a statically quantized (QDQ) model from the build step.
-    precisions = ("fp32", "int8")
+
+    def machine_reason(self, precision: str, device: str) -> str:
+        if device == "cuda":
+            return super().machine_reason(precision, device) or provider_reason(
+                "CUDAExecutionProvider")
+        return ""
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
+        if device == "cuda":
+            return OrtDeviceRunner(onnx_artifact(artifact), threads,
+                                   [("CUDAExecutionProvider", {"device_id": 0}),
+                                    "CPUExecutionProvider"])
         return OrtRunner(onnx_artifact(artifact), threads)
+
+
+class OnnxRuntimeTensorRtBackend(Backend):
+    """ORT's TensorRT EP on the fp32 model; fp16 by the EP's own flag."""
+
+    name = "onnxruntime_trt"
+    module = "onnxruntime"
+    artifact = "onnx"
+
+    def machine_reason(self, precision: str, device: str) -> str:
+        return super().machine_reason(precision, device) or provider_reason(
+            "TensorrtExecutionProvider")
+
+    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
+             threads: int) -> Runner:
+        path = onnx_artifact(artifact)
+        options = {"device_id": 0, "trt_fp16_enable": precision == "fp16",
+                   "trt_engine_cache_enable": True,
+                   "trt_engine_cache_path": str(path.with_suffix(".ort-trt-cache"))}
+        return OrtDeviceRunner(path, threads, [("TensorrtExecutionProvider", options),
+                                               ("CUDAExecutionProvider", {"device_id": 0}),
+                                               "CPUExecutionProvider"])

@@ -1,7 +1,8 @@
-"""PyTorch eager: the model's own tensor-mode forward."""
+"""PyTorch eager: the model's own tensor-mode forward; fp16 on CUDA by casting weights and input."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +11,46 @@ import torch
 from deploybench.backends.base import Backend, Runner
 from deploybench.models.adapter import ModelAdapter
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
-class PyTorchRunner(Runner):
-    def __init__(self, network: torch.nn.Module, device: str) -> None:
-        self.network = network
+
+class TorchRunner(Runner):
+    """Runs `network` (or what `prepare` makes of it on the first call) on `device`."""
+
+    def __init__(self, network: torch.nn.Module, device: str, precision: str = "fp32",
+                 prepare: Callable[[torch.nn.Module, torch.Tensor], Callable] | None = None
+                 ) -> None:
+        self.dtype = DTYPES[precision]
+        self.network = network.to(device=device, dtype=self.dtype)
         self.device = device
+        self.prepare = prepare
+        self.call: Callable | None = None if prepare else self.network
 
-    def infer(self, inputs: np.ndarray) -> list[np.ndarray]:
-        with torch.inference_mode():
-            outputs = self.network(torch.from_numpy(inputs).to(self.device))
-        return [o.cpu().numpy() for o in outputs]
+    def to_device(self, inputs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(inputs).to(self.device, self.dtype)
+
+    def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        # no_grad, not inference_mode: tracing and torch.compile do not accept inference tensors.
+        with torch.no_grad():
+            if self.call is None:
+                # Traced or compiled for the static input shape, as the ONNX export is, in the
+                # first call: measure times that call apart from the latency samples.
+                assert self.prepare is not None
+                self.call = self.prepare(self.network, inputs)
+            return list(self.call(inputs))
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def to_host(self, outputs: list[torch.Tensor]) -> list[np.ndarray]:
+        return [o.float().cpu().numpy() for o in outputs]
 
 
 class PyTorchBackend(Backend):
     name = "pytorch"
     artifact = "checkpoint"
-    precisions = ("fp32",)
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        return PyTorchRunner(adapter.network.to(device), device)
+        return TorchRunner(adapter.network, device, precision)

@@ -166,6 +166,11 @@ class ModelAdapter(ABC):
     def metric_names(metrics: dict[str, float]) -> dict[str, float]:
         """The evaluator's metrics under the library's own short keys (bbox_mAP, mIoU, ...)."""
 
+    @staticmethod
+    @abstractmethod
+    def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
+        """One post-processed prediction as plain arrays, for comparing backends."""
+
 
 class DetectionAdapter(ModelAdapter):
     """mmdet single-stage detectors: `bbox_head.predict_by_feat` decodes boxes (and masks)."""
@@ -191,6 +196,12 @@ class DetectionAdapter(ModelAdapter):
     def metric_names(metrics: dict[str, float]) -> dict[str, float]:
         return {k.removeprefix("coco/"): v for k, v in metrics.items()}
 
+    @staticmethod
+    def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
+        pred = sample.pred_instances
+        return {"bboxes": pred.bboxes.cpu().numpy(), "scores": pred.scores.cpu().numpy(),
+                "labels": pred.labels.cpu().numpy()}
+
 
 class SegmentationAdapter(ModelAdapter):
     """mmseg encoder-decoders in whole-image mode: decode head resize, then postprocess_result."""
@@ -213,6 +224,10 @@ class SegmentationAdapter(ModelAdapter):
     @staticmethod
     def metric_names(metrics: dict[str, float]) -> dict[str, float]:
         return dict(metrics)
+
+    @staticmethod
+    def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
+        return {"labels": sample.pred_sem_seg.data[0].cpu().numpy().astype(np.int32)}
 
 
 ADAPTERS: dict[str, type[ModelAdapter]] = {"mmdet": DetectionAdapter, "mmseg": SegmentationAdapter}

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from deploybench.atomic import write_text
+from deploybench.backends import PRECISIONS
 from deploybench.measure.run import SCOPE
 from deploybench.report.table import METRICS, load_results
 
@@ -30,14 +31,21 @@ def _md(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
-def _combo(row: pd.Series) -> str:
-    return f"{row.backend} {row.precision}"
+def _combo(row: Any) -> str:
+    return f"{row.backend} {row.precision}" + ("" if row.device == "cpu" else f" ({row.device})")
+
+
+def _ran(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells of the (backend, device, precision) combinations that ran for at least one model:
+    the wide tables leave out what this machine skips altogether (listed under "did not run")."""
+    ran = frame[frame.status != "skipped"][["backend", "device", "precision"]].drop_duplicates()
+    return frame.merge(ran, on=["backend", "device", "precision"])
 
 
 def latency_table(frame: pd.DataFrame) -> str:
     """mmdeploy's shape: one row per model and input, `ms` and `FPS` per backend and precision."""
     table: dict[tuple, dict[str, str]] = {}
-    for _, row in frame.iterrows():
+    for _, row in _ran(frame).iterrows():
         line = table.setdefault((row.model, row.task, row.batch),
                                 {"Model": row.model, "Task": row.task, "Input": ""})
         line["Input"] = line["Input"] or (row.input if isinstance(row.input, str) else "")
@@ -47,30 +55,82 @@ def latency_table(frame: pd.DataFrame) -> str:
     return _md(pd.DataFrame(list(table.values())).fillna(""))
 
 
+def _speedups(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Median speed-up of each cell vs PyTorch fp32 and vs its own backend's fp32 (same device,
+    model and batch); > 1 is faster."""
+    keys = ["model", "device", "batch"]
+    medians = frame.set_index([*keys, "backend", "precision"]).latency_ms_median
+
+    def ratio(row: Any, backend: str) -> float:
+        ref = medians.get((row.model, row.device, row.batch, backend, "fp32"), float("nan"))
+        return ref / row.latency_ms_median
+
+    vs_pytorch = frame.apply(lambda r: ratio(r, REFERENCE[0]), axis=1)
+    vs_fp32 = frame.apply(lambda r: ratio(r, r.backend) if r.precision != "fp32"
+                          else float("nan"), axis=1)
+    return vs_pytorch, vs_fp32
+
+
 def latency_detail(frame: pd.DataFrame) -> str:
     ok = frame[frame.latency_ms_median.notna()]
     if ok.empty:
         return "No cell was measured.\n"
-    rows = [{"Model": r.model, "Backend": r.backend, "Precision": r.precision, "Batch": r.batch,
+    vs_pytorch, vs_fp32 = _speedups(ok)
+    rows = [{"Model": r.model, "Backend": r.backend, "Device": r.device,
+             "Precision": r.precision, "Batch": r.batch,
              "median": _num(r.latency_ms_median, ".2f"), "mean": _num(r.latency_ms_mean, ".2f"),
              "p90": _num(r.latency_ms_p90, ".2f"), "p95": _num(r.latency_ms_p95, ".2f"),
              "p99": _num(r.latency_ms_p99, ".2f"), "std": _num(r.latency_ms_std, ".2f"),
              "CoV": _num(100 * r.latency_cov, ".1f") + " %" + (
                  " (noisy)" if r.latency_cov > HIGH_COV else ""),
-             "FPS": _num(r.fps, ".1f"), "samples": int(r.latency_samples)}
-            for r in ok.itertuples()]
+             "FPS": _num(r.fps, ".1f"), "samples": int(r.latency_samples),
+             "first call s": _num(r.first_call_s, ".2f"),
+             "x PyTorch fp32": _num(vs_pytorch[i], ".2f"),
+             "x own fp32": _num(vs_fp32[i], ".2f")}
+            for i, r in zip(ok.index, ok.itertuples(), strict=True)]
     return _md(pd.DataFrame(rows))
 
 
-def accuracy_table(frame: pd.DataFrame) -> str:
-    """One row per model and metric; each backend's value and its delta vs PyTorch fp32."""
+GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
+
+
+def _reference_value(group: pd.DataFrame, metric: str) -> float:
+    """PyTorch fp32 on the CPU; on the GPU where the matrix has no CPU cells."""
+    ref = group[(group.backend == REFERENCE[0]) & (group.precision == REFERENCE[1])
+                & group[metric].notna()].sort_values("device", key=lambda d: d != "cpu")
+    return ref[metric].iloc[0] if not ref.empty else float("nan")
+
+
+def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """One row per evaluated cell and gated metric: its drop vs PyTorch fp32 and the verdict."""
     rows = []
-    for model, group in frame.groupby("model", sort=False):
-        reference = group[(group.backend == REFERENCE[0]) & (group.precision == REFERENCE[1])]
-        for metric in METRICS:
-            if metric not in {"bbox_mAP", "segm_mAP", "mIoU", "aAcc"} or group[metric].isna().all():
+    for _, group in frame.groupby("model", sort=False):
+        for metric, tolerances in gates.items():
+            if metric not in group or group[metric].isna().all():
                 continue
-            ref = reference[metric].iloc[0] if not reference.empty else float("nan")
+            ref = _reference_value(group, metric)
+            for r in group.itertuples():
+                value, tol = getattr(r, metric), tolerances.get(r.precision)
+                if pd.isna(value) or pd.isna(ref) or tol is None:
+                    continue
+                drop = ref - value
+                rows.append({"model": r.model, "backend": r.backend, "device": r.device,
+                             "precision": r.precision, "metric": metric, "value": value,
+                             "drop": drop, "tolerance": tol, "passed": drop <= tol + 1e-9})
+    return pd.DataFrame(rows, columns=["model", "backend", "device", "precision", "metric",
+                                       "value", "drop", "tolerance", "passed"])
+
+
+def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
+    """One row per model and metric; each backend's value and its delta vs PyTorch fp32."""
+    failed = {(g.model, g.backend, g.device, g.precision, g.metric)
+              for g in gates.itertuples() if not g.passed}
+    rows = []
+    for model, group in _ran(frame).groupby("model", sort=False):
+        for metric in METRICS:
+            if metric not in GATED or group[metric].isna().all():
+                continue
+            ref = _reference_value(group, metric)
             line = {"Model": model, "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
             fmt = ".3f" if metric.endswith("mAP") else ".2f"
             for row in group.itertuples():
@@ -79,19 +139,89 @@ def accuracy_table(frame: pd.DataFrame) -> str:
                     line[_combo(row)] = row.status if row.status != "ok" else ""
                     continue
                 delta = "" if pd.isna(ref) else f" ({value - ref:+{fmt}})"
-                line[_combo(row)] = _num(value, fmt) + delta
+                mark = (" **outside gate**" if (model, row.backend, row.device, row.precision,
+                                                  metric) in failed else "")
+                line[_combo(row)] = _num(value, fmt) + delta + mark
             rows.append(line)
     if not rows:
         return "No cell was evaluated.\n"
     return _md(pd.DataFrame(rows).fillna(""))
 
 
+def gates_table(gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) -> str:
+    if not tolerances:
+        return "No accuracy gates are configured.\n"
+    limits = "; ".join(f"{m}: " + ", ".join(f"{p} {tol[p]:g}" for p in PRECISIONS if p in tol)
+                       for m, tol in tolerances.items())
+    intro = (f"Largest allowed drop vs PyTorch fp32 (config `gates`): {limits}. "
+             "`deploybench report --strict` exits non-zero when a cell is outside.\n\n")
+    if gates.empty:
+        return intro + "No evaluated cell has a gated metric.\n"
+    bad = gates[~gates.passed]
+    outside = [f"{g.model} {g.backend} {g.precision} ({g.device}) {g.metric} drop "
+               f"{g.drop:.4g} > {g.tolerance:g}" for g in bad.itertuples()]
+    summary = f"{len(gates) - len(bad)} of {len(gates)} checks passed"
+    return intro + summary + (f"; outside: {', '.join(outside)}." if outside else ".") + "\n"
+
+
+def parity_table(frame: pd.DataFrame) -> str:
+    ok = frame[frame.parity_images.notna()]
+    if ok.empty:
+        return "No cell was compared.\n"
+    rows = []
+    for r in ok.itertuples():
+        line = {"Model": r.model, "Backend": r.backend, "Device": r.device,
+                "Precision": r.precision, "Images": int(r.parity_images),
+                "max abs err": _num(r.parity_max_abs, ".2e"),
+                "max rel err": _num(r.parity_max_rel, ".2e"),
+                "min cosine": _num(r.parity_min_cosine, ".6f"),
+                "worst output": r.parity_worst_output or ""}
+        if r.task == "detection":
+            line["agreement"] = (f"{100 * r.boxes_matched:.1f} % boxes matched, "
+                                 f"mean score diff {r.mean_score_diff:.4f}")
+        else:
+            line["agreement"] = f"{100 * r.pixel_agreement:.2f} % pixels agree"
+        rows.append(line)
+    return _md(pd.DataFrame(rows))
+
+
+def parity_outputs(records: list[dict[str, Any]]) -> str:
+    rows = [{"Model": r["cell"]["model"], "Backend": r["cell"]["backend"],
+             "Device": r["cell"].get("device", "cpu"), "Precision": r["cell"]["precision"],
+             "Output": o["output"], "max abs": _num(o["max_abs"], ".2e"),
+             "max rel": _num(o["max_rel"], ".2e"), "cosine": _num(o["cosine"], ".6f")}
+            for r in records if r["step"] == "evaluate" and r.get("parity")
+            for o in r["parity"]["outputs"]]
+    if not rows:
+        return ""
+    return ("<details><summary>Every output</summary>\n\n" + _md(pd.DataFrame(rows))
+            + "\n</details>\n")
+
+
+def builds_table(records: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in records:
+        if r["step"] != "build":
+            continue
+        c = r["cell"]
+        calibration = r.get("calibration") or {}
+        how = r.get("quantizer") or r.get("converter") or r.get("builder") or ""
+        if calibration:
+            how += f", {calibration['method']} on {calibration['images']} train images"
+        rows.append({"Model": c["model"], "Backend": c["backend"],
+                     "Device": c.get("device", "cpu"), "Precision": c["precision"],
+                     "Status": r["status"], "Seconds": _num(r.get("seconds"), ".1f"),
+                     "How": how or r.get("reason", "").replace("|", "\\|")})
+    return _md(pd.DataFrame(rows)) if rows else "No builds.\n"
+
+
 def problems_table(frame: pd.DataFrame) -> str:
     bad = frame[frame.status != "ok"]
     if bad.empty:
         return "Every cell ran.\n"
-    rows = [{"Model": r.model, "Backend": r.backend, "Precision": r.precision,
-             "Status": r.status, "Reason": r.reason.replace("\n", " ").replace("|", "\\|")}
+    rows = [{"Model": r.model, "Backend": r.backend, "Device": r.device,
+             "Precision": r.precision, "Status": r.status,
+             "Reason": r.reason.replace("\n", " ").replace("|", "\\|")}
             for r in bad.itertuples()]
     return _md(pd.DataFrame(rows))
 
@@ -108,13 +238,15 @@ def environment(records: list[dict[str, Any]]) -> str:
     threads = sorted({str(r["settings"].get("threads")) for r in records
                       if r["step"] == "measure" and "threads" in r["settings"]})
     lines = [f"- CPU: {hw['cpu']} ({hw['cores']} usable cores, {hw['machine']}, {hw['system']})",
+             f"- GPU: {hw.get('gpu') or 'none visible to PyTorch'}",
              f"- Intra-op threads per backend: {', '.join(threads) or 'n/a'}",
              f"- deploybench commit(s): {', '.join(commits)}",
              f"- Results produced: {created[0]} to {created[-1]} (UTC)", ""]
     return "\n".join(lines) + "\n" + _md(versions)
 
 
-def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str) -> str:
+def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
+           gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) -> str:
     measured = [r for r in records if r["step"] == "measure" and r["status"] == "ok"]
     rule = measured[0]["settings"]["stopping_rule"] if measured else None
     timing = ("" if rule is None else
@@ -126,17 +258,37 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str) -> 
         "Generated by `deploybench report` from the pipeline's result files; do not edit by hand. "
         "Rerun `snakemake --cores N` to refresh it.\n",
         "## Latency\n",
-        f"Median latency in ms, **{SCOPE}**; FPS = batch x 1000 / median.{timing}\n",
+        f"Median latency in ms, **{SCOPE}**; FPS = batch x 1000 / median.{timing} "
+        "Combinations that this machine skipped for every model are left out here and listed "
+        "under *Cells that did not run*.\n",
         latency_table(frame),
         "### Latency statistics\n",
-        f"All in ms, {SCOPE}. CoV above {100 * HIGH_COV:g} % is flagged noisy (as trtexec does).\n",
+        f"All in ms, {SCOPE}. CoV above {100 * HIGH_COV:g} % is flagged noisy (as trtexec does). "
+        "*first call s*: the first call, timed apart and left out of the samples (it includes "
+        "TorchScript tracing, torch.compile compiling from cold caches, lazy initialization). "
+        "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
+        "the same backend at fp32, same device (below 1: slower).\n",
         latency_detail(frame),
         "## Accuracy\n",
         "The whole test split through the model's own test pipeline, the backend's network, the "
         "model's own post-processing (`predict_by_feat` / `postprocess_result`) and metric "
         "(mmdet `CocoMetric`, mmseg `IoUMetric`). In brackets: the difference to PyTorch fp32 "
         "in this same environment.\n",
-        accuracy_table(frame),
+        accuracy_table(frame, gates),
+        "### Accuracy gates\n",
+        gates_table(gates, tolerances),
+        "## Output parity\n",
+        "Each cell against PyTorch fp32 (CPU) on the same preprocessed test images. Errors over "
+        "all raw network outputs, the worst output shown: max |cell - reference|, that over "
+        "max |reference| (*rel*), and the lowest cosine similarity. Agreement after the model's "
+        "post-processing: detection, the share of reference boxes (score >= the configured "
+        "threshold) found with the same label at IoU >= the configured IoU, and the mean score "
+        "difference of those; segmentation, the share of pixels with the same label.\n",
+        parity_table(frame),
+        parity_outputs(records),
+        "## Builds\n",
+        "Artifacts made from the exported ONNX model for the cells that run them.\n",
+        builds_table(records),
         "## Cells that did not run\n",
         problems_table(frame),
         "## Environment\n",
@@ -145,10 +297,22 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str) -> 
     return "\n".join(parts)
 
 
-def build_report(results: list[str], profile: str, out_dir: Path) -> int:
-    """Write the docs; return the number of failed cells."""
+def build_report(results: list[str], profile: str, out_dir: Path,
+                 tolerances: dict[str, dict[str, float]] | None = None) -> tuple[int, int]:
+    """Write the docs; return (failed cells, gate checks outside their tolerance)."""
     frame, records = load_results(list(results))
-    write_text(out_dir / "benchmark.md", render(frame, records, profile))
+    tolerances = tolerances or {}
+    gates = gate_results(frame, tolerances)
+    frame["gate_passed"] = [
+        _gate_of(gates, r) for r in frame.itertuples()]
+    write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances))
     write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",
                                                      lineterminator="\n"))
-    return int((frame.status == "failed").sum())
+    return int((frame.status == "failed").sum()), int((~gates.passed).sum())
+
+
+def _gate_of(gates: pd.DataFrame, row: Any) -> Any:
+    """The cell's verdict over its gated metrics: True, False, or empty where none applies."""
+    mine = gates[(gates.model == row.model) & (gates.backend == row.backend)
+                 & (gates.device == row.device) & (gates.precision == row.precision)]
+    return bool(mine.passed.all()) if not mine.empty else None

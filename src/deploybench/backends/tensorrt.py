@@ -1,0 +1,69 @@
+"""TensorRT: a serialized engine from the build step, run with `execute_async_v3`.
+
+Device buffers are torch CUDA tensors (no pycuda needed); the stream is torch's current stream,
+so `synchronize` waits for exactly the work this runner queued.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploybench.backends.base import Backend, Runner, onnx_artifact
+from deploybench.models.adapter import ModelAdapter
+
+
+class TensorRtRunner(Runner):
+    def __init__(self, engine_path: Path) -> None:
+        import tensorrt as trt
+        import torch
+
+        self.torch = torch
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"TensorRT could not deserialize {engine_path}; rebuild it with "
+                               "this TensorRT version (delete the file and rerun)")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+        self.input_name = ""
+        self.outputs: list[tuple[str, Any]] = []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name))))
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.input_name, self.input_dtype = name, dtype.dtype
+                continue
+            shape = tuple(self.engine.get_tensor_shape(name))
+            buffer = torch.empty(shape, dtype=dtype.dtype, device="cuda")
+            self.context.set_tensor_address(name, buffer.data_ptr())
+            self.outputs.append((name, buffer))
+
+    def to_device(self, inputs: np.ndarray) -> Any:
+        return self.torch.from_numpy(inputs).to("cuda", self.input_dtype).contiguous()
+
+    def run(self, inputs: Any) -> list[Any]:
+        self.context.set_tensor_address(self.input_name, inputs.data_ptr())
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        return [buffer for _, buffer in self.outputs]
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def to_host(self, outputs: list[Any]) -> list[np.ndarray]:
+        self.synchronize()
+        return [o.float().cpu().numpy() for o in outputs]
+
+
+class TensorRtBackend(Backend):
+    name = "tensorrt"
+    module = "tensorrt"
+    artifact = "engine"
+
+    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
+             threads: int) -> Runner:
+        return TensorRtRunner(onnx_artifact(artifact))

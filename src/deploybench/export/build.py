@@ -1,0 +1,62 @@
+"""The build step: the artifact a (backend, device, precision) cell runs, made from the export."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploybench.errors import UserError
+from deploybench.models.adapter import ModelAdapter
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    calibration_images: int = 32
+    calibration_method: str = "MinMax"
+    workspace_mib: int = 4096
+    timing_cache: Path | None = None
+
+
+def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device: str,
+                   precision: str, source: Path, out: Path, options: BuildOptions
+                   ) -> dict[str, Any]:
+    """Build `out` from `source` (the exported model, or the model a build starts from)."""
+    from deploybench.export.quantize import (
+        calibration_batches,
+        convert_fp16,
+        quantize_int8,
+        quantize_openvino_int8,
+    )
+
+    start = time.perf_counter()
+    kind = (backend, device, precision)
+    if kind == ("onnxruntime", "cpu", "int8"):
+        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        info = quantize_int8(source, out, batches, options.calibration_method)
+    elif kind == ("openvino", "cpu", "int8"):
+        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        info = quantize_openvino_int8(source, out, batches)
+    elif kind == ("onnxruntime", "cuda", "fp16"):
+        info = convert_fp16(source, out)
+    elif backend == "tensorrt":
+        from deploybench.export.tensorrt_build import build_engine
+
+        info = build_engine(source, out, precision, options.workspace_mib, options.timing_cache)
+    else:
+        raise UserError(f"no build for {backend} {precision} on {device}; builds exist for "
+                        "onnxruntime int8 (cpu), onnxruntime fp16 (cuda), openvino int8 (cpu) "
+                        "and tensorrt fp32/fp16/int8 (cuda)")
+    return {"artifact": str(out), "source": str(source),
+            "seconds": time.perf_counter() - start, **info}
+
+
+def placeholder(out: Path) -> None:
+    """An empty artifact for a build this machine cannot do, so that the DAG goes on to report
+    its cells as skipped. The job's `machine` param changes when the machine can do the build,
+    which makes Snakemake rebuild it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"")
+    if out.suffix == ".xml":
+        out.with_suffix(".bin").write_bytes(b"")
