@@ -57,8 +57,8 @@ rule convert_onnxruntime_fp16:
     params:
         model=lambda w: model_args(PLAN, w.model),
         build=build_command("onnxruntime", "cuda", "fp16"),
+        machine=machine_state("onnxruntime", "cuda", "fp16"),
     shell:
-        # No machine check: the conversion runs anywhere, a GPU is only needed to run it.
         "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
         " --out {output.result} > {log} 2>&1"
 
