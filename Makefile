@@ -10,7 +10,7 @@ pipeline: setup
 	snakemake --cores $(CORES)
 
 lint: setup
-	ruff check src tests
+	ruff check src tests benchmarks
 	snakefmt --check Snakefile workflow/rules
 
 test: lint

@@ -31,7 +31,8 @@ def reduced_config(models: list[str]) -> dict:
                             devices=["cpu", "cuda"], precisions=["fp32", "int8"])
     config["parity"]["images"] = 3
     config["build"]["calibration_images"] = 2
-    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.1)
+    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.1,
+                             repeats=2, stage_images=2)
     return config
 
 
@@ -56,6 +57,10 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
         "pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     good = ran[ran.precision == "fp32"]
     assert ran.latency_ms_median.gt(0).all() and ran.fps.gt(0).all()
+    assert ran.repeats.eq(2).all() and ran.latency_samples.ge(6).all()
+    assert ran.e2e_ms_median.gt(ran.stage_network_ms).all() and ran.peak_rss_mib.gt(0).all()
+    assert ran.tensor_e2e_ms_median.gt(0).all()  # both preprocessing paths timed
+    assert re.search(r"\| tensor +\|", md)
     assert ran.parity_images.eq(3).all() and good.parity_min_cosine.gt(0.9999).all()
     assert ran.parity_min_cosine.gt(0.9).all()  # int8, calibrated on 2 images here
     assert good[good.task == "detection"].bbox_mAP.gt(0.3).all()
@@ -71,7 +76,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
-    assert (work / "logs" / "measure" / "bad_shape" / "cpu" / "pytorch-fp32-b1.log").is_file()
+    assert (work / "logs" / "measure" / "bad_shape" / "cpu" / "pytorch-fp32-b1-r1.log").is_file()
 
     # Without the broken model the run succeeds; only the report is rebuilt.
     good_models = all_models[:2]

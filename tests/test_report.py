@@ -59,7 +59,7 @@ def test_report_contents(tmp_path: Path) -> None:
     assert "| det | detection | 1x3x160x160 | 40.25 | 24.8 | 20.75 | 48.2 |" in md
     assert "0.799 (-0.001)" in md  # accuracy delta vs PyTorch fp32
     assert "85.00 (+0.00)" in md
-    assert "(noisy)" in md  # the onnxruntime cell's 60 ms outlier
+    assert "noisy: CoV" in md  # the onnxruntime cell's 60 ms outlier
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
     assert "evaluate: no result" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
@@ -130,3 +130,25 @@ def test_parity_and_speedups_are_shown(tmp_path: Path) -> None:
     assert "| output_0_0 | 2.00e-05 | 1.00e-06 | 0.999990 |" in md
     # onnxruntime fp32 median 20.75 ms vs PyTorch fp32 40.25 ms: 1.94x
     assert "| 1.94 |" in md
+
+
+def test_repeats_are_pooled_and_drift_is_flagged(tmp_path: Path) -> None:
+    cell = Cell("det", "detection", "onnxruntime", "fp32")
+    root = tmp_path / "measure" / "det" / "cpu"
+    paths = []
+    for r, base in enumerate([10.0, 10.1, 11.0], start=1):  # the third repeat drifted
+        path = root / f"onnxruntime-fp32-b1-r{r}.json"
+        write_json(path, measure_record(cell, [base, base, base + 0.01]))
+        paths.append(str(path))
+    build_report(paths, "p", tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert csv.loc[0, "repeats"] == 3 and csv.loc[0, "latency_samples"] == 9
+    assert csv.loc[0, "latency_ms_median"] == pytest.approx(10.1)  # of the pooled samples
+    assert csv.loc[0, "repeat_spread"] == pytest.approx(1.0 / 10.1)
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert "| 3 | 9.9 % | noisy: CoV, repeats differ |" in md
+    # A repeat that never ran is named by its path.
+    missing = str(root / "pytorch-fp32-b1-r2.json")
+    build_report([*paths, missing], "p", tmp_path / "out2")
+    csv = pd.read_csv(tmp_path / "out2" / "results.csv")
+    assert csv.loc[1, "backend"] == "pytorch" and csv.loc[1, "status"] == "failed"

@@ -25,6 +25,22 @@ def test_stats_match_numpy() -> None:
     assert stats["fps"] == pytest.approx(2 * 1000 / np.median(x))
 
 
+def test_median_confidence_interval() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(10.0, 1.0, 400)
+    stats = latency_stats(list(x))
+    low, high = stats["median_ci95_low"], stats["median_ci95_high"]
+    # The same percentile bootstrap, written out with numpy.
+    boot = np.median(np.random.default_rng(0).choice(x, (2000, x.size)), axis=1)
+    assert (low, high) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))
+    assert low < stats["median"] < high
+    # Close to the normal theory width: 2 x 1.96 x sigma x sqrt(pi / 2) / sqrt(n).
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(np.pi / 2) / np.sqrt(400), rel=0.25)
+    assert latency_stats(list(x)) == stats  # deterministic
+    more = latency_stats(list(rng.normal(10.0, 1.0, 4000)))
+    assert more["median_ci95_high"] - more["median_ci95_low"] < (high - low) / 2
+
+
 def test_single_sample_and_empty() -> None:
     assert latency_stats([5.0])["std"] == 0.0
     with pytest.raises(ValueError):

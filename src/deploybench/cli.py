@@ -105,8 +105,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     cell = _cell(args, args.backend, args.precision)
     settings = {**_settings(args, "backend", "precision", "batch", "device"),
                 "threads": args.threads or usable_cores(), "stopping_rule": rule.__dict__}
+    settings["stage_images"] = args.stage_images
     return run_step("measure", cell, args.out, settings, [args.config], lambda: measure_cell(
-        cell, _cell_inputs(args), rule, _expected_shape(args)))
+        cell, _cell_inputs(args), rule, _expected_shape(args), args.stage_images))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -235,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-iters", type=int, default=20)
     p.add_argument("--min-seconds", type=float, default=3.0)
     p.add_argument("--max-seconds", type=float, default=120.0)
+    p.add_argument("--stage-images", type=int, default=20,
+                   help="test images timed end to end, stage by stage (0: none)")
     p.set_defaults(func=_cmd_measure)
 
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")

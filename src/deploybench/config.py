@@ -177,9 +177,11 @@ class Plan:
             return self.built(model, "onnxruntime", "cuda", "fp16")
         return self.onnx(model)
 
-    def cell_result(self, step: str, cell: Cell) -> str:
+    def cell_result(self, step: str, cell: Cell, repeat: int | None = None) -> str:
+        """A cell's result; measure results carry their repeat (1..measure.repeats)."""
+        suffix = f"-r{repeat}" if repeat is not None else ""
         return (f"{self.results_dir()}/{step}/{cell.model}/{cell.device}/"
-                f"{cell.backend}-{cell.precision}-b{cell.batch}.json")
+                f"{cell.backend}-{cell.precision}-b{cell.batch}{suffix}.json")
 
     def report_files(self) -> list[str]:
         return [f"reports/{self.profile}/benchmark.md", f"reports/{self.profile}/results.csv"]
@@ -190,8 +192,9 @@ class Plan:
         exported = {c.model for c in cells if c.backend in ONNX_BACKENDS or c.backend == "tensorrt"}
         exports = [self.export_result(m) for m in self.model_names if m in exported]
         exports += [self.build_result(*build) for build in self.builds()]
-        return exports + [self.cell_result(step, c) for c in cells
-                          for step in ("measure", "evaluate")]
+        repeats = range(1, self.config["measure"]["repeats"] + 1)
+        return exports + [path for c in cells for path in (
+            *(self.cell_result("measure", c, r) for r in repeats), self.cell_result("evaluate", c))]
 
 
 def model_args(plan: Plan, name: str) -> str:

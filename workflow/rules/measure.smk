@@ -20,6 +20,7 @@ def timing_args():
         f"--warmup-iters {m['warmup_iters']} --warmup-seconds {m['warmup_seconds']}"
         f" --min-iters {m['min_iters']} --min-seconds {m['min_seconds']}"
         f" --max-seconds {m['max_seconds']} --threads {m['threads']}"
+        f" --stage-images {m['stage_images']}"
     )
 
 
@@ -27,14 +28,18 @@ rule measure:
     input:
         unpack(cell_inputs),
     output:
-        f"{PLAN.results_dir()}/measure/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        f"{PLAN.results_dir()}/measure/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
     log:
-        "logs/measure/{model}/{device}/{backend}-{precision}-b{batch}.log",
+        "logs/measure/{model}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
     wildcard_constraints:
         device="cpu|cuda",
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
         batch="[0-9]+",
+        repeat="[0-9]+",
+    # Repeats are interleaved across cells to cancel drift: every ready first repeat runs
+    # before any second one, and so on.
+    priority: lambda w: config["measure"]["repeats"] - int(w.repeat)
     # Timing owns the machine: no other job may run beside a measurement (a cell this machine
     # cannot run only writes why, on one core).
     threads: lambda w: workflow.cores if cell_machine(w) == "available" else 1

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 
 class Runner(ABC):
-    def to_device(self, inputs: np.ndarray) -> Any:
-        """The host batch, placed where `run` reads it."""
-        return inputs
+    def to_device(self, inputs: Any) -> Any:
+        """The batch (a host array, or a tensor the tensor preprocessing path made on the
+        device), placed where `run` reads it. Host backends take numpy (a view of a CPU
+        tensor, no copy)."""
+        return np.ascontiguousarray(inputs)
 
     @abstractmethod
     def run(self, inputs: Any) -> Any:

@@ -42,14 +42,23 @@ class OrtRunner(Runner):
 class OrtDeviceRunner(OrtRunner):
     """A GPU EP with I/O binding: the input is copied to the device once, outputs stay there."""
 
-    def to_device(self, inputs: np.ndarray) -> Any:
+    def to_device(self, inputs: Any) -> Any:
         import onnxruntime as ort
+        import torch
 
-        return ort.OrtValue.ortvalue_from_numpy(inputs, "cuda", 0)
+        if isinstance(inputs, torch.Tensor) and inputs.is_cuda:
+            return inputs.float().contiguous()  # already there: bound by pointer in `run`
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(inputs), "cuda", 0)
 
     def run(self, inputs: Any) -> list[Any]:
+        import torch
+
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input(self.input_name, inputs)
+        if isinstance(inputs, torch.Tensor):
+            binding.bind_input(self.input_name, "cuda", 0, np.float32, tuple(inputs.shape),
+                               inputs.data_ptr())
+        else:
+            binding.bind_ortvalue_input(self.input_name, inputs)
         for output in self.session.get_outputs():
             binding.bind_output(output.name, "cuda")
         self.session.run_with_iobinding(binding)

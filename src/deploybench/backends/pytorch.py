@@ -26,8 +26,8 @@ class TorchRunner(Runner):
         self.prepare = prepare
         self.call: Callable | None = None if prepare else self.network
 
-    def to_device(self, inputs: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(inputs).to(self.device, self.dtype)
+    def to_device(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(inputs).to(self.device, self.dtype)
 
     def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         # no_grad, not inference_mode: tracing and torch.compile do not accept inference tensors.

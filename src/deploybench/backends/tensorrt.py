@@ -42,8 +42,8 @@ class TensorRtRunner(Runner):
             self.context.set_tensor_address(name, buffer.data_ptr())
             self.outputs.append((name, buffer))
 
-    def to_device(self, inputs: np.ndarray) -> Any:
-        return self.torch.from_numpy(inputs).to("cuda", self.input_dtype).contiguous()
+    def to_device(self, inputs: Any) -> Any:
+        return self.torch.as_tensor(inputs).to("cuda", self.input_dtype).contiguous()
 
     def run(self, inputs: Any) -> list[Any]:
         self.context.set_tensor_address(self.input_name, inputs.data_ptr())

@@ -123,9 +123,13 @@ class ModelAdapter(ABC):
         count = len(dataset) if limit is None else min(limit, len(dataset))
         for start in range(0, count, batch_size):
             raw = pseudo_collate([dataset[i] for i in range(start, min(start + batch_size, count))])
-            with torch.inference_mode():
-                data = self.model.data_preprocessor(raw, False)
+            data = self.preprocess(raw)
             yield raw, data["inputs"], data["data_samples"]
+
+    def preprocess(self, raw: dict) -> dict:
+        """The model's data preprocessor (normalize, pad, stack) on a collated batch."""
+        with torch.inference_mode():
+            return self.model.data_preprocessor(raw, False)
 
     # --- network ----------------------------------------------------------------------------
     def run_network(self, inputs: torch.Tensor) -> list[torch.Tensor]:

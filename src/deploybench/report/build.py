@@ -13,11 +13,21 @@ import pandas as pd
 
 from deploybench.atomic import write_text
 from deploybench.backends import PRECISIONS
-from deploybench.measure.run import SCOPE
+from deploybench.measure.run import END_TO_END, SCOPE
 from deploybench.report.table import METRICS, load_results
 
 REFERENCE = ("pytorch", "fp32")
 HIGH_COV = 0.025  # trtexec warns above 2.5 %
+HIGH_SPREAD = 0.05  # repeat medians further apart than this: the cell drifts between runs
+
+
+def _noise(r: Any) -> str:
+    why = []
+    if r.latency_cov > HIGH_COV:
+        why.append("CoV")
+    if pd.notna(r.repeat_spread) and r.repeat_spread > HIGH_SPREAD:
+        why.append("repeats differ")
+    return "noisy: " + ", ".join(why) if why else ""
 METRIC_NOTES = {"bbox_mAP": "COCO box AP, 0-1", "bbox_mAP_50": "COCO box AP@0.5, 0-1",
                 "segm_mAP": "COCO mask AP, 0-1", "mIoU": "mean IoU, %", "aAcc": "pixel accuracy, %",
                 "mAcc": "mean class accuracy, %"}
@@ -78,17 +88,60 @@ def latency_detail(frame: pd.DataFrame) -> str:
     vs_pytorch, vs_fp32 = _speedups(ok)
     rows = [{"Model": r.model, "Backend": r.backend, "Device": r.device,
              "Precision": r.precision, "Batch": r.batch,
-             "median": _num(r.latency_ms_median, ".2f"), "mean": _num(r.latency_ms_mean, ".2f"),
+             "median": _num(r.latency_ms_median, ".2f"),
+             "median 95 % CI": (f"{r.latency_ms_median_ci95_low:.2f}-"
+                                f"{r.latency_ms_median_ci95_high:.2f}"
+                                if pd.notna(r.latency_ms_median_ci95_low) else ""),
+             "mean": _num(r.latency_ms_mean, ".2f"),
              "p90": _num(r.latency_ms_p90, ".2f"), "p95": _num(r.latency_ms_p95, ".2f"),
              "p99": _num(r.latency_ms_p99, ".2f"), "std": _num(r.latency_ms_std, ".2f"),
-             "CoV": _num(100 * r.latency_cov, ".1f") + " %" + (
-                 " (noisy)" if r.latency_cov > HIGH_COV else ""),
+             "CoV": _num(100 * r.latency_cov, ".1f") + " %",
+             "repeats": int(r.repeats) if pd.notna(r.repeats) else "",
+             "repeat spread": (_num(100 * r.repeat_spread, ".1f") + " %"
+                               if pd.notna(r.repeats) and r.repeats > 1 else ""),
+             "flag": _noise(r),
              "FPS": _num(r.fps, ".1f"), "samples": int(r.latency_samples),
              "first call s": _num(r.first_call_s, ".2f"),
+             "peak RSS MiB": _num(r.peak_rss_mib, ".0f"),
              "x PyTorch fp32": _num(vs_pytorch[i], ".2f"),
              "x own fp32": _num(vs_fp32[i], ".2f")}
             for i, r in zip(ok.index, ok.itertuples(), strict=True)]
     return _md(pd.DataFrame(rows))
+
+
+STAGE_LABELS = {"decode": "decode", "preprocess": "preprocess", "to_device": "to device",
+                "network": "network", "to_host": "to host", "postprocess": "postprocess"}
+
+
+def stages_table(records: list[dict[str, Any]]) -> str:
+    """The stage study's shape: one row per model, backend and preprocessing path, one column
+    per stage (median ms); from each cell's first measure repeat."""
+    rows, seen = [], set()
+    for r in records:
+        c = r["cell"]
+        key = (c["model"], c["backend"], c.get("device", "cpu"), c["precision"], c["batch"])
+        if r["step"] != "measure" or r["status"] != "ok" or key in seen:
+            continue
+        seen.add(key)
+        for path, stages in (r.get("stages") or {}).items():
+            if not isinstance(stages, dict) or path == "scope":
+                continue
+            line = {"Model": key[0], "Backend": key[1], "Device": key[2], "Precision": key[3],
+                    "Preprocessing": path}
+            if "skipped" in stages:
+                rows.append(line | {"decode": f"skipped: {stages['skipped']}"})
+                continue
+            ms = stages["stages_ms"]
+            e2e = stages["end_to_end_ms"]
+            line |= {label: _num(ms[s]["median"], ".2f") for s, label in STAGE_LABELS.items()}
+            line |= {"end to end": _num(e2e["median"], ".2f"), "e2e p90": _num(e2e["p90"], ".2f"),
+                     "e2e CoV": _num(100 * e2e["cov"], ".1f") + " %",
+                     "network share": _num(100 * ms["network"]["median"] / e2e["median"], ".0f")
+                     + " %"}
+            rows.append(line)
+    if not rows:
+        return "No cell was timed end to end.\n"
+    return _md(pd.DataFrame(rows).fillna(""))
 
 
 GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
@@ -237,11 +290,22 @@ def environment(records: list[dict[str, Any]]) -> str:
     created = sorted(r["provenance"]["created"] for r in records)
     threads = sorted({str(r["settings"].get("threads")) for r in records
                       if r["step"] == "measure" and "threads" in r["settings"]})
+    measured = [r for r in records if r["step"] == "measure" and r.get("machine_state")]
+    loads = [r["machine_state"][k]["loadavg_1m"] for r in measured for k in ("before", "after")]
+    governors = sorted({str(r["machine_state"]["before"]["governor"]) for r in measured})
+    throttled = [f"{r['cell']['model']} {r['cell']['backend']}" for r in measured
+                 if (r["machine_state"].get("gpu") or {}).get("throttled")]
     lines = [f"- CPU: {hw['cpu']} ({hw['cores']} usable cores, {hw['machine']}, {hw['system']})",
              f"- GPU: {hw.get('gpu') or 'none visible to PyTorch'}",
              f"- Intra-op threads per backend: {', '.join(threads) or 'n/a'}",
              f"- deploybench commit(s): {', '.join(commits)}",
-             f"- Results produced: {created[0]} to {created[-1]} (UTC)", ""]
+             f"- Results produced: {created[0]} to {created[-1]} (UTC)"]
+    if measured:
+        lines += [f"- CPU frequency governor: {', '.join(governors)} (None: not readable here)",
+                  f"- 1-minute load average around the timed windows: {min(loads):.2f} to "
+                  f"{max(loads):.2f}",
+                  f"- GPU throttled during a timed window: {', '.join(throttled) or 'none seen'}"]
+    lines.append("")
     return "\n".join(lines) + "\n" + _md(versions)
 
 
@@ -263,12 +327,25 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "under *Cells that did not run*.\n",
         latency_table(frame),
         "### Latency statistics\n",
-        f"All in ms, {SCOPE}. CoV above {100 * HIGH_COV:g} % is flagged noisy (as trtexec does). "
+        f"All in ms, {SCOPE}, over the pooled samples of every repeat. *median 95 % CI*: "
+        "percentile bootstrap of the median. Flagged noisy: CoV above "
+        f"{100 * HIGH_COV:g} % (trtexec warns there), or repeat medians (separate processes, "
+        f"interleaved across cells) more than {100 * HIGH_SPREAD:g} % apart "
+        "(max - min over their median). "
         "*first call s*: the first call, timed apart and left out of the samples (it includes "
         "TorchScript tracing, torch.compile compiling from cold caches, lazy initialization). "
         "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
         "the same backend at fp32, same device (below 1: slower).\n",
         latency_detail(frame),
+        "## End to end, stage by stage\n",
+        f"Median ms per stage, **{END_TO_END}**, image by image over the first test images "
+        "(cycled), after a warm-up. Two preprocessing paths: *reference*, the model's mmcv "
+        "pipeline in numpy on the CPU, then a float32 batch to the device; *tensor*, the same "
+        "decode, the uint8 image to the device (counted in *to device*), then resize, pad and "
+        "normalize as torch ops there (same bytes as the reference, tested). *end to end* is "
+        "the median of the per-image totals, so the stage medians need not add up to it "
+        "exactly. *network share*: network over end to end.\n",
+        stages_table(records),
         "## Accuracy\n",
         "The whole test split through the model's own test pipeline, the backend's network, the "
         "model's own post-processing (`predict_by_feat` / `postprocess_result`) and metric "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from deploybench.measure.stats import latency_stats
 from deploybench.results import load_result
 
 KEY = ["model", "task", "backend", "device", "precision", "batch"]
@@ -14,8 +17,14 @@ LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
           "parity_worst_output", "boxes_matched", "mean_score_diff", "pixel_agreement"]
+STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "postprocess"]
+MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "first_call_s",
+                 *(f"stage_{s}_ms" for s in STAGES), "e2e_ms_median", "e2e_ms_p90", "e2e_cov",
+                 "tensor_preprocess_ms", "tensor_e2e_ms_median",
+                 "peak_rss_mib", "gpu_memory_mib", "loadavg_before", "loadavg_after",
+                 "cpu_governor", "gpu_throttled", "repeats", "repeat_spread"]
 COLUMNS = [*KEY, "input", "status", "reason", *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
-           "fps", "latency_samples", "first_call_s", "eval_images", *METRICS, *PARITY]
+           "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", *METRICS, *PARITY]
 
 
 def _step_of(path: str) -> str:
@@ -25,7 +34,8 @@ def _step_of(path: str) -> str:
 
 def _cell_from_path(path: str) -> dict[str, Any]:
     """Identity of a cell whose step never ran, read back from its result path."""
-    backend, precision, batch = Path(path).stem.rsplit("-", 2)
+    stem = re.sub(r"-r[0-9]+$", "", Path(path).stem)  # measure results carry their repeat
+    backend, precision, batch = stem.rsplit("-", 2)
     return {"model": Path(path).parent.parent.name, "task": "", "backend": backend,
             "device": Path(path).parent.name, "precision": precision,
             "batch": int(batch.removeprefix("b"))}
@@ -63,17 +73,34 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         if result["status"] != "ok":
             _mark(row, result["status"], step, result["reason"])
         elif step == "measure":
-            row.update({f"latency_ms_{s}": result["latency_ms"][s] for s in LATENCY})
-            row.update(input="x".join(map(str, result["input_shape"])),
-                       latency_cov=result["latency_ms"]["cov"], fps=result["fps"],
-                       latency_samples=result["latency_ms"]["count"],
-                       first_call_s=result.get("first_call_seconds"))
+            row.setdefault("_repeats", []).append(result)
         elif step == "evaluate":
             row["eval_images"] = result["num_images"]
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
             row.update(_parity_columns(result.get("parity")))
+    for row in rows.values():
+        if row.get("_repeats") and row["status"] == "ok":
+            row.update(_pooled(row["_repeats"], row["batch"]))
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
     return frame, records
+
+
+def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+    """A cell's latency over all its repeats: statistics of the pooled samples, and how far the
+    repeats' own medians lie apart (max - min over their median)."""
+    samples = [ms for r in repeats for ms in r["samples_ms"]]
+    stats = latency_stats(samples, batch)
+    medians = [r["latency_ms"]["median"] for r in repeats]
+    first = repeats[0]
+    return {**{f"latency_ms_{s}": stats[s] for s in LATENCY},
+            "input": "x".join(map(str, first["input_shape"])), "latency_cov": stats["cov"],
+            "fps": stats["fps"], "latency_samples": stats["count"],
+            "first_call_s": first.get("first_call_seconds"),
+            **_measure_extras(first),
+            "latency_ms_median_ci95_low": stats["median_ci95_low"],
+            "latency_ms_median_ci95_high": stats["median_ci95_high"],
+            "repeats": len(repeats),
+            "repeat_spread": (max(medians) - min(medians)) / float(np.median(medians))}
 
 
 def _mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
@@ -82,7 +109,9 @@ def _mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
     if rank[status] > rank[row["status"]]:
         row["status"] = status
     why = row.setdefault("_why", {})
-    why.setdefault(reason, []).append(step)
+    steps = why.setdefault(reason, [])
+    if step not in steps:
+        steps.append(step)
     row["reason"] = "; ".join(f"{', '.join(steps)}: {r}" for r, steps in why.items())
 
 
@@ -98,3 +127,30 @@ def _parity_columns(parity: dict[str, Any] | None) -> dict[str, Any]:
             "parity_worst_output": worst["output"] if worst else None,
             **{k: parity[k] for k in ("boxes_matched", "mean_score_diff", "pixel_agreement")
                if k in parity}}
+
+
+def _measure_extras(result: dict[str, Any]) -> dict[str, Any]:
+    """Confidence interval, stages, memory and machine state (absent in older results)."""
+    latency = result["latency_ms"]
+    row: dict[str, Any] = {k: latency.get(k.removeprefix("latency_ms_"))
+                           for k in ("latency_ms_median_ci95_low", "latency_ms_median_ci95_high")}
+    stages = result.get("stages") or {}
+    reference, tensor = stages.get("reference"), stages.get("tensor")
+    if reference:
+        row.update({f"stage_{s}_ms": reference["stages_ms"][s]["median"] for s in STAGES})
+        e2e = reference["end_to_end_ms"]
+        row.update(e2e_ms_median=e2e["median"], e2e_ms_p90=e2e["p90"], e2e_cov=e2e["cov"])
+    if tensor and "skipped" not in tensor:
+        row.update(tensor_preprocess_ms=tensor["stages_ms"]["preprocess"]["median"],
+                   tensor_e2e_ms_median=tensor["end_to_end_ms"]["median"])
+    memory = result.get("memory") or {}
+    row["peak_rss_mib"] = memory.get("peak_rss_mib")
+    row["gpu_memory_mib"] = (memory.get("torch_cuda_max_allocated_mib")
+                             or memory.get("device_used_mib"))
+    state = result.get("machine_state") or {}
+    if state:
+        row.update(loadavg_before=state["before"]["loadavg_1m"],
+                   loadavg_after=state["after"]["loadavg_1m"],
+                   cpu_governor=state["before"]["governor"],
+                   gpu_throttled=(state.get("gpu") or {}).get("throttled"))
+    return row

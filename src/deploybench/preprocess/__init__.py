@@ -1,0 +1,1 @@
+"""Preprocessing paths: the tensor path (torch ops on the device) beside mmcv's reference."""
