@@ -56,6 +56,19 @@ def test_only_combinations_a_backend_has_are_planned(config: dict) -> None:
     assert len(plan.builds()) == 6
 
 
+def test_batches_are_measured_and_evaluated_at_batch_one(config: dict) -> None:
+    config["matrix"].update(models=["fast_scnn_shapes"], backends=["onnxruntime"],
+                            devices=["cpu"], precisions=["fp32"], batches=[1, 8])
+    config["measure"]["repeats"] = 2
+    plan = Plan(validate(config))
+    assert [c.batch for c in plan.cells()] == [1, 8] and plan.dynamic_batch
+    cells = [p for p in plan.all_results() if "/measure/" in p or "/evaluate/" in p]
+    assert [p.rsplit("/", 2)[1] + "/" + p.rsplit("/", 1)[1] for p in cells] == [
+        "cpu/onnxruntime-fp32-b1-r1.json", "cpu/onnxruntime-fp32-b1-r2.json",
+        "cpu/onnxruntime-fp32-b1.json", "cpu/onnxruntime-fp32-b8-r1.json",
+        "cpu/onnxruntime-fp32-b8-r2.json"]
+
+
 def test_wrong_type_names_the_key(config: dict) -> None:
     config["measure"]["min_iters"] = "many"
     with pytest.raises(UserError, match=r"measure\.min_iters: 'many' is not of type 'integer'"):

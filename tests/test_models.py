@@ -252,3 +252,20 @@ def test_build_that_this_machine_cannot_do_is_skipped(tmp_path: Path, small_data
     result = read_json(out)
     assert code == 0 and result["status"] == "skipped" and result["reason"]
     assert (tmp_path / "tensorrt-fp16.engine").stat().st_size == 0  # placeholder for the DAG
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "torchscript"])
+def test_larger_batch_reports_throughput(backend: str, detector, small_dataset: Path,
+                                         tmp_path: Path) -> None:
+    entry = model_entry("rtmdet_tiny_shapes")
+    _, sample, _ = next(detector.batches(detector.dataset(small_dataset)))
+    meta = export_onnx(detector, sample, tmp_path / "d.onnx", 17, dynamic_batch=4)
+    assert meta["dynamic_batch"] == 4
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
+                        small_dataset, tmp_path / "d.onnx" if backend != "torchscript" else None,
+                        threads=2)
+    cell = Cell("rtmdet_tiny_shapes", "detection", backend, "fp32", batch=4)
+    status, reason, data = measure_cell(cell, inputs, QUICK, [4, 3, 160, 160], stage_images=0)
+    assert (status, reason, data["input_shape"]) == ("ok", "", [4, 3, 160, 160])
+    assert data["fps"] == pytest.approx(4 * 1000 / data["latency_ms"]["median"])
+    assert data["stages"] is None  # the stage breakdown is per image, at batch 1

@@ -64,10 +64,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
         _, sample, _ = next(adapter.batches(adapter.dataset(args.data), 1))
         check_input_shape(_expected_shape(args), tuple(sample.shape))
-        return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset)}
+        return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset,
+                                                           args.dynamic_batch)}
 
     return run_step("export", _cell(args, "onnx", "fp32"), args.out,
-                    _settings(args, "opset"), [args.config], body)
+                    _settings(args, "opset", "dynamic_batch"), [args.config], body)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -77,7 +78,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from deploybench.results import run_step
 
     options = BuildOptions(args.calibration_images, args.calibration_method, args.workspace_mib,
-                           Path(args.timing_cache) if args.timing_cache else None)
+                           Path(args.timing_cache) if args.timing_cache else None,
+                           args.max_batch)
 
     def body():
         reason = skip_reason(args.backend, args.precision, args.device)
@@ -167,7 +169,8 @@ def _cmd_fixture_train(args: argparse.Namespace) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
-    p.add_argument("--task", required=True, choices=("detection", "segmentation"))
+    p.add_argument("--task", required=True,
+                   choices=("detection", "instance_segmentation", "segmentation"))
     p.add_argument("--config", required=True, help="the model's mmdet/mmseg config file")
     p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
     p.add_argument("--allow-pickle", action="store_true",
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--onnx", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--dynamic-batch", type=int, default=0, metavar="MAX",
+                   help="export a dynamic batch axis, for batches up to MAX (0: static, batch 1)")
     p.set_defaults(func=_cmd_export)
 
     p = steps.add_parser("build", help="build a backend artifact: int8/fp16 model, TensorRT engine")
@@ -226,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("MinMax", "Entropy", "Percentile"))
     p.add_argument("--workspace-mib", type=int, default=4096, help="TensorRT workspace limit")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
+    p.add_argument("--max-batch", type=int, default=1,
+                   help="largest batch of a TensorRT profile (dynamic-batch exports)")
     p.set_defaults(func=_cmd_build)
 
     p = steps.add_parser("measure", help="time one cell's network")

@@ -121,9 +121,15 @@ class Plan:
         from deploybench.backends import supports
 
         matrix = self.config["matrix"]
-        return [Cell(m, self.model(m)["task"], b, p, device=d) for m in self.model_names
-                for d in matrix["devices"] for b in matrix["backends"]
-                for p in matrix["precisions"] if supports(b, d, p)]
+        return [Cell(m, self.model(m)["task"], b, p, batch, d) for m in self.model_names
+                for batch in matrix["batches"] for d in matrix["devices"]
+                for b in matrix["backends"] for p in matrix["precisions"] if supports(b, d, p)]
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Export with a dynamic batch axis only when a batch above 1 is measured: batch-1
+        models stay fully static, as deployments usually run them."""
+        return max(self.config["matrix"]["batches"]) > 1
 
     def builds(self) -> list[tuple[str, str, str, str]]:
         """(model, backend, device, precision) of every build the planned cells need."""
@@ -193,8 +199,10 @@ class Plan:
         exports = [self.export_result(m) for m in self.model_names if m in exported]
         exports += [self.build_result(*build) for build in self.builds()]
         repeats = range(1, self.config["measure"]["repeats"] + 1)
+        # Accuracy and parity are per image: evaluated at batch 1 only.
         return exports + [path for c in cells for path in (
-            *(self.cell_result("measure", c, r) for r in repeats), self.cell_result("evaluate", c))]
+            *(self.cell_result("measure", c, r) for r in repeats),
+            *([self.cell_result("evaluate", c)] if c.batch == 1 else []))]
 
 
 def model_args(plan: Plan, name: str) -> str:

@@ -19,6 +19,7 @@ def build_command(backend, device, precision):
         f" --calibration-images {b['calibration_images']}"
         f" --calibration-method {b['calibration_method']}"
         f" --workspace-mib {b['tensorrt_workspace_mib']}"
+        f" --max-batch {max(config['matrix']['batches'])}"
         + (f" --timing-cache {cache}" if cache else "")
     )
 

@@ -21,6 +21,11 @@ rule export_onnx:
     params:
         model=lambda w: model_args(PLAN, w.model),
         opset=config["export"]["opset"],
+        dynamic=(
+            f"--dynamic-batch {max(config['matrix']['batches'])}"
+            if PLAN.dynamic_batch
+            else ""
+        ),
     shell:
-        "deploybench export {params.model} --opset {params.opset}"
+        "deploybench export {params.model} --opset {params.opset} {params.dynamic}"
         " --onnx {output.onnx} --out {output.result} > {log} 2>&1"

@@ -14,13 +14,24 @@ class OpenVinoRunner(Runner):
     def __init__(self, model_path: Path, threads: int) -> None:
         import openvino as ov
 
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(model_path))
         # Pinned to f32: on CPUs with bf16 support OpenVINO would otherwise silently run bf16
         # (in an int8 IR, the layers NNCF left unquantized).
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-        self.compiled = ov.Core().compile_model(str(model_path), "CPU", config)
+        self.config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+        self.compiled = self.request = None
+        if not self.model.is_dynamic():
+            self._compile()
+
+    def _compile(self) -> None:
+        self.compiled = self.core.compile_model(self.model, "CPU", self.config)
         self.request = self.compiled.create_infer_request()
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
+        if self.compiled is None:
+            # A dynamic-batch export: made static for this cell's batch, in the first call.
+            self.model.reshape(list(inputs.shape))
+            self._compile()
         results = self.request.infer({0: inputs})
         return [results[output] for output in self.compiled.outputs]
 

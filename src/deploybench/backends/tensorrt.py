@@ -30,22 +30,34 @@ class TensorRtRunner(Runner):
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
         self.input_name = ""
-        self.outputs: list[tuple[str, Any]] = []
+        self.output_dtypes: dict[str, Any] = {}
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name))))
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self.input_name, self.input_dtype = name, dtype.dtype
-                continue
-            shape = tuple(self.engine.get_tensor_shape(name))
-            buffer = torch.empty(shape, dtype=dtype.dtype, device="cuda")
+            else:
+                self.output_dtypes[name] = dtype.dtype
+        self.shape: tuple[int, ...] | None = None
+        self.outputs: list[tuple[str, Any]] = []
+
+    def _bind_outputs(self, shape: tuple[int, ...]) -> None:
+        """Output buffers for this input shape (a dynamic-batch engine resolves them here)."""
+        self.context.set_input_shape(self.input_name, shape)
+        self.outputs = []
+        for name, dtype in self.output_dtypes.items():
+            buffer = self.torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype,
+                                      device="cuda")
             self.context.set_tensor_address(name, buffer.data_ptr())
             self.outputs.append((name, buffer))
+        self.shape = shape
 
     def to_device(self, inputs: Any) -> Any:
         return self.torch.as_tensor(inputs).to("cuda", self.input_dtype).contiguous()
 
     def run(self, inputs: Any) -> list[Any]:
+        if tuple(inputs.shape) != self.shape:
+            self._bind_outputs(tuple(inputs.shape))
         self.context.set_tensor_address(self.input_name, inputs.data_ptr())
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")

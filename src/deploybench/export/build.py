@@ -17,6 +17,7 @@ class BuildOptions:
     calibration_method: str = "MinMax"
     workspace_mib: int = 4096
     timing_cache: Path | None = None
+    max_batch: int = 1  # TensorRT profile of a dynamic-batch export
 
 
 def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device: str,
@@ -43,7 +44,8 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     elif backend == "tensorrt":
         from deploybench.export.tensorrt_build import build_engine
 
-        info = build_engine(source, out, precision, options.workspace_mib, options.timing_cache)
+        info = build_engine(source, out, precision, options.workspace_mib, options.timing_cache,
+                            options.max_batch)
     else:
         raise UserError(f"no build for {backend} {precision} on {device}; builds exist for "
                         "onnxruntime int8 (cpu), onnxruntime fp16 (cuda), openvino int8 (cpu) "

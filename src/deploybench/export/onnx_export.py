@@ -15,20 +15,25 @@ EXPORTER = "torch.onnx.export (TorchScript-based)"
 
 
 def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
-                opset: int) -> dict[str, Any]:
-    """Write `out` atomically; return what the result records about the export."""
+                opset: int, dynamic_batch: int = 0) -> dict[str, Any]:
+    """Write `out` atomically; return what the result records about the export.
+    `dynamic_batch` > 0: the batch axis of the input and every output is dynamic (the
+    TensorRT build then makes a profile up to that batch)."""
     import onnx
 
     output_names = adapter.output_names(sample)
+    axes = ({name: {0: "batch"} for name in ["input", *output_names]} if dynamic_batch
+            else None)
     with atomic_path(out, suffix=".onnx") as tmp:
         with torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(adapter.network, (sample,), str(tmp), input_names=["input"],
                               output_names=output_names, opset_version=opset,
-                              do_constant_folding=True, dynamo=False)
+                              do_constant_folding=True, dynamo=False, dynamic_axes=axes)
         try:
             onnx.checker.check_model(str(tmp))
         except onnx.checker.ValidationError as err:
             raise UserError(f"exported ONNX model fails onnx.checker: {err}") from err
     return {"exporter": EXPORTER, "torch": torch.__version__, "onnx": onnx.__version__,
             "opset": opset, "input_shape": list(sample.shape), "input_name": "input",
+            "dynamic_batch": dynamic_batch,
             "output_names": output_names}

@@ -16,7 +16,7 @@ from deploybench.errors import UserError
 
 
 def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
-                 timing_cache: Path | None) -> dict[str, Any]:
+                 timing_cache: Path | None, max_batch: int = 1) -> dict[str, Any]:
     import tensorrt as trt
 
     major = int(trt.__version__.split(".")[0])
@@ -33,6 +33,13 @@ def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
         raise UserError(f"TensorRT cannot parse {onnx_in}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    tensor = network.get_input(0)
+    shape = tuple(tensor.shape)
+    if shape[0] == -1:  # a dynamic-batch export: one profile from batch 1 to the largest
+        profile = builder.create_optimization_profile()
+        rest = shape[1:]
+        profile.set_shape(tensor.name, (1, *rest), (max_batch, *rest), (max_batch, *rest))
+        config.add_optimization_profile(profile)
     if not strongly_typed:
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for unquantized layers
@@ -54,5 +61,5 @@ def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     return {"builder": f"tensorrt {trt.__version__}", "build_seconds": seconds,
             "precision_by": "strongly typed network" if strongly_typed else "builder flags",
-            "workspace_mib": workspace_mib,
+            "workspace_mib": workspace_mib, "max_batch": max_batch if shape[0] == -1 else None,
             "timing_cache": str(timing_cache) if timing_cache else None}
