@@ -47,3 +47,11 @@ def segmentor():
 
     return load_adapter(model_entry("fast_scnn_shapes")["config"],
                         checkpoint_path("fast_scnn_shapes"))
+
+
+@pytest.fixture(scope="session")
+def instance_segmentor():
+    from deploybench.models.adapter import load_adapter
+
+    return load_adapter(model_entry("rtmdet_ins_tiny_shapes")["config"],
+                        checkpoint_path("rtmdet_ins_tiny_shapes"))

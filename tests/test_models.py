@@ -24,10 +24,11 @@ from .conftest import checkpoint_path, model_entry
 QUICK = StoppingRule(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.0)
 
 
-@pytest.fixture(params=["rtmdet_tiny_shapes", "fast_scnn_shapes"])
-def model(request: pytest.FixtureRequest, detector, segmentor):
-    return request.param, {"rtmdet_tiny_shapes": detector, "fast_scnn_shapes": segmentor}[
-        request.param]
+@pytest.fixture(params=["rtmdet_tiny_shapes", "fast_scnn_shapes", "rtmdet_ins_tiny_shapes"])
+def model(request: pytest.FixtureRequest):
+    fixture = {"rtmdet_tiny_shapes": "detector", "fast_scnn_shapes": "segmentor",
+               "rtmdet_ins_tiny_shapes": "instance_segmentor"}[request.param]
+    return request.param, request.getfixturevalue(fixture)
 
 
 def test_onnx_runtime_matches_pytorch(model, small_dataset: Path, tmp_path: Path) -> None:
@@ -48,11 +49,14 @@ def test_onnx_runtime_matches_pytorch(model, small_dataset: Path, tmp_path: Path
     # The model's own post-processing gives the same predictions from either backend's outputs.
     from_ort = adapter.postprocess(ort, sample, [s.clone() for s in samples])[0]
     from_pt = adapter.postprocess(reference, sample, [s.clone() for s in samples])[0]
-    if name == "rtmdet_tiny_shapes":
+    if name.startswith("rtmdet"):
         a, b = from_ort.pred_instances, from_pt.pred_instances
         top = b.scores > 0.3
         assert top.sum() > 0
         torch.testing.assert_close(a.bboxes[top], b.bboxes[top], atol=1e-2, rtol=1e-4)
+        if "masks" in b:  # instance masks from either backend's outputs
+            agree = (a.masks[top] == b.masks[top]).float().mean()
+            assert agree > 0.999
     else:
         agree = (from_ort.pred_sem_seg.data == from_pt.pred_sem_seg.data).float().mean()
         assert agree > 0.999

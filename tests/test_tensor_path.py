@@ -35,7 +35,7 @@ def test_resize_is_opencv_bilinear(shape: tuple[int, int, int, int]) -> None:
                                   expected)
 
 
-@pytest.mark.parametrize("model", ["detector", "segmentor"])
+@pytest.mark.parametrize("model", ["detector", "segmentor", "instance_segmentor"])
 def test_paths_agree_on_the_val_split(model: str, val_split: Path,
                                       request: pytest.FixtureRequest) -> None:
     adapter = request.getfixturevalue(model)

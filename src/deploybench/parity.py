@@ -4,8 +4,9 @@ The reference is PyTorch fp32 on the CPU over the first N test images (the `refe
 every cell's evaluate step compares the same N images. Per output: max absolute error, relative
 error (max |a - r| / max |r|, so that near-zero elements do not blow it up) and cosine
 similarity over all N images. Task level: detection, the share of confident reference boxes that
-the cell also finds (same label, IoU >= threshold) and their mean |score difference|;
-segmentation, the share of pixels with the same label.
+the cell also finds (same label, IoU >= threshold) and their mean |score difference| (and for
+instance masks, the mean mask IoU of those pairs); segmentation, the share of pixels with the
+same label.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def detection_agreement(cell: Sequence[dict[str, np.ndarray]],
     """Greedy matching, most confident reference box first, one cell box per reference box."""
     total = matched = 0
     diffs: list[float] = []
+    mask_ious: list[float] = []
     for pred, ref in zip(cell, reference, strict=True):
         keep = ref["scores"] >= score_threshold
         ref_boxes, ref_scores, ref_labels = (ref[k][keep] for k in ("bboxes", "scores", "labels"))
@@ -92,9 +94,16 @@ def detection_agreement(cell: Sequence[dict[str, np.ndarray]],
                 used[best] = True
                 matched += 1
                 diffs.append(abs(float(pred["scores"][best]) - float(ref_scores[i])))
-    return {"reference_boxes": total, "boxes_matched": matched / total if total else 1.0,
-            "mean_score_diff": float(np.mean(diffs)) if diffs else 0.0,
-            "iou": iou, "score_threshold": score_threshold}
+                if "masks" in ref and "masks" in pred:
+                    a, b = pred["masks"][best], ref["masks"][keep][i]
+                    union = np.logical_or(a, b).sum()
+                    mask_ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
+    result = {"reference_boxes": total, "boxes_matched": matched / total if total else 1.0,
+              "mean_score_diff": float(np.mean(diffs)) if diffs else 0.0,
+              "iou": iou, "score_threshold": score_threshold}
+    if mask_ious:
+        result["mean_mask_iou"] = float(np.mean(mask_ious))
+    return result
 
 
 def segmentation_agreement(cell: Sequence[dict[str, np.ndarray]],
@@ -111,6 +120,6 @@ def compare(task: str, cell: Sequence[Sample], reference: Sequence[Sample], name
     count = min(len(cell), len(reference))
     cell, reference = cell[:count], reference[:count]
     preds, refs = [s[1] for s in cell], [s[1] for s in reference]
-    agreement = (detection_agreement(preds, refs, iou, score_threshold) if task == "detection"
-                 else segmentation_agreement(preds, refs))
+    agreement = (segmentation_agreement(preds, refs) if task == "segmentation"
+                 else detection_agreement(preds, refs, iou, score_threshold))
     return {"images": count, "outputs": output_errors(cell, reference, names), **agreement}

@@ -18,7 +18,6 @@ from deploybench.results import Cell
 
 SCOPE = ("network only: input already on the backend's device -> backbone + neck + head -> "
          "outputs on the device, synchronized")
-PATHS = ("reference", "tensor")  # preprocessing: mmcv on the CPU, or torch ops on the device
 END_TO_END = ("end to end: image file -> decode -> the model's test pipeline and data "
               "preprocessor -> to the device -> network -> to the host -> the model's "
               "post-processing (dataset records and annotation loading excluded)")
@@ -59,13 +58,16 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
         state["after"] = cpu_state()
         stages: dict[str, Any] = {}
         if cell.batch == 1 and stage_images > 0:
-            for path in PATHS:
+            variants = [("reference", "reference", False), ("tensor", "tensor", False)]
+            if opened.adapter.has_masks:
+                variants.append(("tensor_native_masks", "tensor", True))
+            for name, path, native in variants:
                 try:
-                    stages[path] = time_stages(opened.adapter, opened.dataset, runner,
+                    stages[name] = time_stages(opened.adapter, opened.dataset, runner,
                                                stage_images, min(rule.warmup_iters, stage_images),
-                                               path, inputs.device)
+                                               path, inputs.device, native)
                 except UserError as err:  # a transform the tensor path does not implement
-                    stages[path] = {"path": path, "skipped": str(err)}
+                    stages[name] = {"path": path, "skipped": str(err)}
     stats = latency_stats(samples, cell.batch)
     gpu_state = gpu.summary()
     memory = {"peak_rss_mib": peak_rss_mib(),

@@ -89,8 +89,8 @@ def _tensor_input(clock: _Clock, tensor_path: TensorPreprocessor, sync: Callable
     return data["inputs"], data["inputs"], data["data_samples"]
 
 
-def _one_image(adapter: ModelAdapter, runner: Runner, make_input: Callable[[_Clock], tuple]
-               ) -> tuple[dict[str, float], float]:
+def _one_image(adapter: ModelAdapter, runner: Runner, make_input: Callable[[_Clock], tuple],
+               native_masks: bool = False) -> tuple[dict[str, float], float]:
     """Stage times of one image (ms) and its end-to-end time (ms)."""
     clock = _Clock()
     start = time.perf_counter_ns()
@@ -109,15 +109,17 @@ def _one_image(adapter: ModelAdapter, runner: Runner, make_input: Callable[[_Clo
     device_input = clock("to_device", to_device)
     outputs = clock("network", network)
     host = clock("to_host", lambda: runner.to_host(outputs))
-    clock("postprocess", lambda: adapter.postprocess(host, batch, samples))
+    clock("postprocess", lambda: adapter.postprocess(host, batch, samples, native_masks))
     end_to_end = (time.perf_counter_ns() - start) / 1e6 - clock.untimed
     return clock.times, end_to_end
 
 
 def time_stages(adapter: ModelAdapter, dataset: Any, runner: Runner, images: int,
-                warmup: int, path: str = "reference", device: str = "cpu") -> dict[str, Any]:
+                warmup: int, path: str = "reference", device: str = "cpu",
+                native_masks: bool = False) -> dict[str, Any]:
     """Per-stage and end-to-end statistics over `images` test images (cycled), after `warmup`
-    untimed images, with the reference or the tensor preprocessing path."""
+    untimed images, with the reference or the tensor preprocessing path; `native_masks` leaves
+    instance masks unpasted (see `models.instance_masks`)."""
     count = len(dataset)
     if path == "tensor":
         tensor_path = TensorPreprocessor(adapter, dataset, device)
@@ -130,7 +132,8 @@ def time_stages(adapter: ModelAdapter, dataset: Any, runner: Runner, images: int
             return _reference_input(clock, adapter, dataset, i)
 
     def one(i: int) -> tuple[dict[str, float], float]:
-        return _one_image(adapter, runner, lambda clock: make_input(clock, i % count))
+        return _one_image(adapter, runner, lambda clock: make_input(clock, i % count),
+                          native_masks)
 
     for i in range(warmup):
         one(i)
@@ -144,7 +147,7 @@ def time_stages(adapter: ModelAdapter, dataset: Any, runner: Runner, images: int
     stats = {s: {k: v for k, v in latency_stats(ms).items() if k != "fps"}
              for s, ms in per_stage.items()}
     unaccounted = [e - sum(per_stage[s][i] for s in STAGES) for i, e in enumerate(end_to_end)]
-    return {"path": path, "images": images, "stages_ms": stats,
+    return {"path": path, "native_masks": native_masks, "images": images, "stages_ms": stats,
             "end_to_end_ms": {k: v for k, v in latency_stats(end_to_end).items() if k != "fps"},
             "end_to_end_samples_ms": end_to_end,
             "unaccounted_ms_median": float(np.median(unaccounted)) if unaccounted else 0.0,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from deploybench.errors import UserError
+from deploybench.models import instance_masks
 from deploybench.models.loading import (
     build_model,
     codebase_of,
@@ -155,15 +156,23 @@ class ModelAdapter(ABC):
 
     # --- post-processing --------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[np.ndarray | torch.Tensor], inputs: torch.Tensor,
-                    data_samples: list) -> list:
-        """The model's own post-processing of the network outputs, whichever backend ran it."""
+                    data_samples: list, native_masks: bool = False) -> list:
+        """The model's own post-processing of the network outputs, whichever backend ran it.
+        `native_masks`: leave instance masks at the mask head's resolution (`mask_logits`),
+        unpasted; see `instance_masks`."""
         tensors = [torch.as_tensor(np.asarray(o) if not isinstance(o, torch.Tensor) else o)
                    .to(self.device) for o in outputs]
         with torch.inference_mode():
-            return self._postprocess(unflatten(tensors, self.structure(inputs)), data_samples)
+            return self._postprocess(unflatten(tensors, self.structure(inputs)), data_samples,
+                                     native_masks)
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether the model predicts instance masks (so native masks are an option)."""
+        return False
 
     @abstractmethod
-    def _postprocess(self, outputs: Any, data_samples: list) -> list: ...
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list: ...
 
     @staticmethod
     @abstractmethod
@@ -190,10 +199,17 @@ class DetectionAdapter(ModelAdapter):
                             "bbox_head.predict_by_feat; deploybench supports mmdet's single-stage "
                             "detectors (RTMDet, YOLOX, RetinaNet, FCOS, ...)")
 
-    def _postprocess(self, outputs: Any, data_samples: list) -> list:
+    @property
+    def has_masks(self) -> bool:
+        return instance_masks.has_masks(self.model.bbox_head)
+
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
         metas = [sample.metainfo for sample in data_samples]
-        results = self.model.bbox_head.predict_by_feat(*outputs, batch_img_metas=metas,
-                                                       rescale=True)
+        head = self.model.bbox_head
+        if native_masks and self.has_masks:
+            results = instance_masks.predict_native(head, outputs, metas)
+        else:
+            results = head.predict_by_feat(*outputs, batch_img_metas=metas, rescale=True)
         return self.model.add_pred_to_datasample(data_samples, results)
 
     @staticmethod
@@ -203,8 +219,11 @@ class DetectionAdapter(ModelAdapter):
     @staticmethod
     def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
         pred = sample.pred_instances
-        return {"bboxes": pred.bboxes.cpu().numpy(), "scores": pred.scores.cpu().numpy(),
-                "labels": pred.labels.cpu().numpy()}
+        arrays = {"bboxes": pred.bboxes.cpu().numpy(), "scores": pred.scores.cpu().numpy(),
+                  "labels": pred.labels.cpu().numpy()}
+        if "masks" in pred:
+            arrays["masks"] = pred.masks.cpu().numpy().astype(bool)
+        return arrays
 
 
 class SegmentationAdapter(ModelAdapter):
@@ -220,7 +239,7 @@ class SegmentationAdapter(ModelAdapter):
             raise UserError(f"test_cfg.mode={mode!r}: deploybench exports one whole-image "
                             "network; set model.test_cfg=dict(mode='whole') in the config")
 
-    def _postprocess(self, outputs: Any, data_samples: list) -> list:
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
         metas = [sample.metainfo for sample in data_samples]
         logits = self.model.decode_head.predict_by_feat(outputs, metas)
         return self.model.postprocess_result(logits, data_samples)

@@ -27,6 +27,8 @@ def _noise(r: Any) -> str:
         why.append("CoV")
     if pd.notna(r.repeat_spread) and r.repeat_spread > HIGH_SPREAD:
         why.append("repeats differ")
+    if r.gpu_throttled is True:
+        why.append("GPU throttled")
     return "noisy: " + ", ".join(why) if why else ""
 METRIC_NOTES = {"bbox_mAP": "COCO box AP, 0-1", "bbox_mAP_50": "COCO box AP@0.5, 0-1",
                 "segm_mAP": "COCO mask AP, 0-1", "mIoU": "mean IoU, %", "aAcc": "pixel accuracy, %",
@@ -126,8 +128,9 @@ def stages_table(records: list[dict[str, Any]]) -> str:
         for path, stages in (r.get("stages") or {}).items():
             if not isinstance(stages, dict) or path == "scope":
                 continue
+            label = {"tensor_native_masks": "tensor + native masks"}.get(path, path)
             line = {"Model": key[0], "Backend": key[1], "Device": key[2], "Precision": key[3],
-                    "Preprocessing": path}
+                    "Path": label}
             if "skipped" in stages:
                 rows.append(line | {"decode": f"skipped: {stages['skipped']}"})
                 continue
@@ -229,9 +232,11 @@ def parity_table(frame: pd.DataFrame) -> str:
                 "max rel err": _num(r.parity_max_rel, ".2e"),
                 "min cosine": _num(r.parity_min_cosine, ".6f"),
                 "worst output": r.parity_worst_output or ""}
-        if r.task == "detection":
+        if r.task != "segmentation":
             line["agreement"] = (f"{100 * r.boxes_matched:.1f} % boxes matched, "
-                                 f"mean score diff {r.mean_score_diff:.4f}")
+                                 f"mean score diff {r.mean_score_diff:.4f}"
+                                 + (f", mask IoU {r.mean_mask_iou:.4f}"
+                                    if pd.notna(r.mean_mask_iou) else ""))
         else:
             line["agreement"] = f"{100 * r.pixel_agreement:.2f} % pixels agree"
         rows.append(line)
@@ -342,7 +347,10 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "(cycled), after a warm-up. Two preprocessing paths: *reference*, the model's mmcv "
         "pipeline in numpy on the CPU, then a float32 batch to the device; *tensor*, the same "
         "decode, the uint8 image to the device (counted in *to device*), then resize, pad and "
-        "normalize as torch ops there (same bytes as the reference, tested). *end to end* is "
+        "normalize as torch ops there (same bytes as the reference, tested); for instance "
+        "segmentation also *tensor + native masks*, the masks left at the mask head's "
+        "resolution instead of pasted into full-image masks (pasted only for the metric; "
+        "the same masks, tested). *end to end* is "
         "the median of the per-image totals, so the stage medians need not add up to it "
         "exactly. *network share*: network over end to end.\n",
         stages_table(records),
@@ -351,7 +359,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "model's own post-processing (`predict_by_feat` / `postprocess_result`) and metric "
         "(mmdet `CocoMetric`, mmseg `IoUMetric`). In brackets: the difference to PyTorch fp32 "
         "in this same environment.\n",
-        accuracy_table(frame, gates),
+        accuracy_table(frame[frame.batch == 1], gates),
         "### Accuracy gates\n",
         gates_table(gates, tolerances),
         "## Output parity\n",
@@ -360,8 +368,9 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "max |reference| (*rel*), and the lowest cosine similarity. Agreement after the model's "
         "post-processing: detection, the share of reference boxes (score >= the configured "
         "threshold) found with the same label at IoU >= the configured IoU, and the mean score "
-        "difference of those; segmentation, the share of pixels with the same label.\n",
-        parity_table(frame),
+        "difference of those (with instance masks, also their mean mask IoU); segmentation, "
+        "the share of pixels with the same label.\n",
+        parity_table(frame[frame.batch == 1]),
         parity_outputs(records),
         "## Builds\n",
         "Artifacts made from the exported ONNX model for the cells that run them.\n",
@@ -379,9 +388,9 @@ def build_report(results: list[str], profile: str, out_dir: Path,
     """Write the docs; return (failed cells, gate checks outside their tolerance)."""
     frame, records = load_results(list(results))
     tolerances = tolerances or {}
-    gates = gate_results(frame, tolerances)
+    gates = gate_results(frame[frame.batch == 1], tolerances)  # accuracy is per image
     frame["gate_passed"] = [
-        _gate_of(gates, r) for r in frame.itertuples()]
+        _gate_of(gates, r) if r.batch == 1 else None for r in frame.itertuples()]
     write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances))
     write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",
                                                      lineterminator="\n"))

@@ -16,7 +16,8 @@ KEY = ["model", "task", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
-          "parity_worst_output", "boxes_matched", "mean_score_diff", "pixel_agreement"]
+          "parity_worst_output", "boxes_matched", "mean_score_diff", "mean_mask_iou",
+          "pixel_agreement"]
 STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "postprocess"]
 MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "first_call_s",
                  *(f"stage_{s}_ms" for s in STAGES), "e2e_ms_median", "e2e_ms_p90", "e2e_cov",
@@ -125,8 +126,8 @@ def _parity_columns(parity: dict[str, Any] | None) -> dict[str, Any]:
             "parity_max_rel": worst["max_rel"] if worst else None,
             "parity_min_cosine": min((o["cosine"] for o in outputs), default=None),
             "parity_worst_output": worst["output"] if worst else None,
-            **{k: parity[k] for k in ("boxes_matched", "mean_score_diff", "pixel_agreement")
-               if k in parity}}
+            **{k: parity[k] for k in ("boxes_matched", "mean_score_diff", "mean_mask_iou",
+                                      "pixel_agreement") if k in parity}}
 
 
 def _measure_extras(result: dict[str, Any]) -> dict[str, Any]:
