@@ -50,3 +50,14 @@ def test_machine_state_is_recorded() -> None:
         np.ones(10).sum()
     summary = gpu.summary()
     assert summary is None or {"sm_mhz", "temperature_c", "throttled"} <= set(summary)
+
+
+def test_torch_runners_take_tensor_path_batches_as_ordinary_tensors(segmentor) -> None:
+    """The tensor path's batch is an inference tensor; compiled graphs would recompile for it."""
+    import torch
+
+    runner = get_backend("pytorch").load(segmentor, None, "fp32", "cpu", 1)
+    with torch.inference_mode():
+        batch = torch.ones(1, 3, 8, 8)
+    x = runner.to_device(batch)
+    assert batch.is_inference() and not x.is_inference() and torch.equal(x, batch)

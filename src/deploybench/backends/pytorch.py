@@ -27,7 +27,13 @@ class TorchRunner(Runner):
         self.call: Callable | None = None if prepare else self.network
 
     def to_device(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(inputs).to(self.device, self.dtype)
+        x = torch.as_tensor(inputs)
+        if x.is_inference():
+            # The tensor path's batch comes out of inference mode; a compiled graph guards on
+            # that and would recompile for it. An out-of-place copy is an ordinary tensor.
+            with torch.inference_mode(False):
+                x = x.clone()
+        return x.to(self.device, self.dtype)
 
     def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         # no_grad, not inference_mode: tracing and torch.compile do not accept inference tensors.
