@@ -36,7 +36,7 @@ def test_stages_add_up_to_end_to_end(path: str, detector, small_dataset: Path) -
     # tolerance: per image (median) within 0.5 ms, and over all images within 2 %; a single
     # image may also hold a garbage-collection pause between two stages.
     assert 0 <= result["unaccounted_ms_median"] <= 0.5
-    stage_total = sum(sum([result["stages_ms"][s]["mean"]] * 8) for s in STAGES)
+    stage_total = sum(8 * result["stages_ms"][s]["mean"] for s in STAGES)
     assert stage_total == pytest.approx(sum(e2e), rel=0.02)
     medians = sum(result["stages_ms"][s]["median"] for s in STAGES)
     assert medians == pytest.approx(result["end_to_end_ms"]["median"], rel=0.25)

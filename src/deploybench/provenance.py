@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
+@functools.cache  # read for every result path the Snakefile plans; the machine stays the same
 def hardware_profile() -> str:
     """A label for docs from this machine: CPU model and core count, e.g. `amd-epyc-2c`, and
     the first GPU where PyTorch sees one (`...-nvidia-h100-80gb-hbm3`)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import mmcv
 import torch
 
 from deploybench.errors import UserError
@@ -67,13 +68,6 @@ def plan_steps(transforms: list[Any]) -> tuple[Any, list[dict[str, Any]], Any]:
     return load, steps, pack
 
 
-def _rescale_size(w: int, h: int, scale: tuple[int, int]) -> tuple[int, int]:
-    """mmcv.rescale_size: the largest size within `scale` (long, short edge) keeping the ratio."""
-    long_edge, short_edge = max(scale), min(scale)
-    factor = min(long_edge / max(h, w), short_edge / min(h, w))
-    return int(w * factor + 0.5), int(h * factor + 0.5)
-
-
 class TensorPreprocessor:
     def __init__(self, adapter: ModelAdapter, dataset: Any, device: str) -> None:
         self.adapter, self.dataset, self.device = adapter, dataset, device
@@ -92,7 +86,8 @@ class TensorPreprocessor:
         for step in self.steps:
             h, w = image.shape[:2]
             if step["op"] == "resize":
-                new_w, new_h = (_rescale_size(w, h, step["scale"]) if step["keep_ratio"]
+                # keep_ratio: the size mmcv.imrescale picks, from mmcv's own arithmetic
+                new_w, new_h = (mmcv.rescale_size((w, h), step["scale"]) if step["keep_ratio"]
                                 else step["scale"])
                 image = resize_linear_u8(image, new_h, new_w)
                 results.update(img_shape=(new_h, new_w), scale_factor=(new_w / w, new_h / h),

@@ -131,10 +131,8 @@ def _parity_columns(parity: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _measure_extras(result: dict[str, Any]) -> dict[str, Any]:
-    """Confidence interval, stages, memory and machine state (absent in older results)."""
-    latency = result["latency_ms"]
-    row: dict[str, Any] = {k: latency.get(k.removeprefix("latency_ms_"))
-                           for k in ("latency_ms_median_ci95_low", "latency_ms_median_ci95_high")}
+    """Stages, memory and machine state of one measure result (absent in older results)."""
+    row: dict[str, Any] = {}
     stages = result.get("stages") or {}
     reference, tensor = stages.get("reference"), stages.get("tensor")
     if reference:
