@@ -273,3 +273,12 @@ def test_larger_batch_reports_throughput(backend: str, detector, small_dataset: 
     assert (status, reason, data["input_shape"]) == ("ok", "", [4, 3, 160, 160])
     assert data["fps"] == pytest.approx(4 * 1000 / data["latency_ms"]["median"])
     assert data["stages"] is None  # the stage breakdown is per image, at batch 1
+
+
+def test_batch_larger_than_the_split_is_explained(small_dataset: Path) -> None:
+    entry = model_entry("fast_scnn_shapes")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"), small_dataset)
+    cell = Cell("fast_scnn_shapes", "segmentation", "pytorch", "fp32", batch=64)
+    with pytest.raises(UserError, match="batch 64 needs at least 64 test images; the dataset "
+                                        "has 6"):
+        measure_cell(cell, inputs, QUICK, [64, 3, 192, 192])

@@ -39,6 +39,10 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
         return "skipped", reason, {}
     state: dict[str, Any] = {"before": cpu_state()}
     with open_cell(cell.backend, cell.precision, inputs) as opened:
+        if len(opened.dataset) < cell.batch:
+            raise UserError(f"batch {cell.batch} needs at least {cell.batch} test images; the "
+                            f"dataset has {len(opened.dataset)}: lower matrix.batches or use a "
+                            "larger split")
         _, batch, _ = next(opened.adapter.batches(opened.dataset, cell.batch))
         check_input_shape(export_shape, tuple(batch.shape))
         runner = opened.runner
