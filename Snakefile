@@ -28,6 +28,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/unavailable.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploybench.config import Plan, validate
+from deploybench.config import Plan, model_args, validate
 from deploybench.errors import UserError
 
 from .conftest import DEFAULT_CONFIG, REPO
@@ -32,11 +32,14 @@ def test_default_config_is_valid_and_defaults_fill(config: dict) -> None:
     plan = Plan(valid)
     assert [(c.backend, c.precision) for c in plan.cells()][:3] == [
         ("pytorch", "fp32"), ("torchscript", "fp32"), ("onnxruntime", "fp32")]
-    assert plan.artifact("m", "onnxruntime", "cpu", "int8").endswith(
-        "build/m/onnxruntime-int8.onnx")
-    assert plan.artifact("m", "torchscript", "cpu", "fp32") is None
-    assert plan.artifact("m", "openvino", "cpu", "fp32").endswith("export/m.onnx")
-    assert plan.artifact("m", "tensorrt", "cuda", "fp16").endswith("build/m/tensorrt-fp16.engine")
+    assert {c.shape for c in plan.cells()} == {"160x160", "192x192"}  # each model's own
+    assert plan.artifact("m", "96x128", "onnxruntime", "cpu", "int8").endswith(
+        "build/m/96x128/onnxruntime-int8.onnx")
+    assert plan.artifact("m", "96x128", "torchscript", "cpu", "fp32") is None
+    assert plan.artifact("m", "96x128", "openvino", "cpu", "fp32").endswith(
+        "export/m/96x128.onnx")
+    assert plan.artifact("m", "96x128", "tensorrt", "cuda", "fp16").endswith(
+        "build/m/96x128/tensorrt-fp16.engine")
     assert plan.profile  # derived from this machine
 
 
@@ -50,9 +53,10 @@ def test_only_combinations_a_backend_has_are_planned(config: dict) -> None:
         ("pytorch", "cuda", "fp32"), ("pytorch", "cuda", "fp16"), ("tensorrt", "cuda", "fp32"),
         ("tensorrt", "cuda", "fp16"), ("tensorrt", "cuda", "int8")]
     # TensorRT int8 and fp16 start from the QDQ and fp16 ONNX models, which are built too.
-    assert ("rtmdet_tiny_shapes", "onnxruntime", "cpu", "int8") in plan.builds()
-    assert plan.build_source("m", "tensorrt", "cuda", "int8").endswith("onnxruntime-int8.onnx")
-    assert ("rtmdet_tiny_shapes", "onnxruntime", "cuda", "fp16") in plan.builds()
+    assert ("rtmdet_tiny_shapes", "160x160", "onnxruntime", "cpu", "int8") in plan.builds()
+    assert plan.build_source("m", "160x160", "tensorrt", "cuda", "int8").endswith(
+        "m/160x160/onnxruntime-int8.onnx")
+    assert ("rtmdet_tiny_shapes", "160x160", "onnxruntime", "cuda", "fp16") in plan.builds()
     assert len(plan.builds()) == 6
 
 
@@ -63,10 +67,38 @@ def test_batches_are_measured_and_evaluated_at_batch_one(config: dict) -> None:
     plan = Plan(validate(config))
     assert [c.batch for c in plan.cells()] == [1, 8] and plan.dynamic_batch
     cells = [p for p in plan.all_results() if "/measure/" in p or "/evaluate/" in p]
-    assert [p.rsplit("/", 2)[1] + "/" + p.rsplit("/", 1)[1] for p in cells] == [
-        "cpu/onnxruntime-fp32-b1-r1.json", "cpu/onnxruntime-fp32-b1-r2.json",
-        "cpu/onnxruntime-fp32-b1.json", "cpu/onnxruntime-fp32-b8-r1.json",
-        "cpu/onnxruntime-fp32-b8-r2.json"]
+    assert ["/".join(p.rsplit("/", 3)[1:]) for p in cells] == [
+        "192x192/cpu/onnxruntime-fp32-b1-r1.json", "192x192/cpu/onnxruntime-fp32-b1-r2.json",
+        "192x192/cpu/onnxruntime-fp32-b1.json", "192x192/cpu/onnxruntime-fp32-b8-r1.json",
+        "192x192/cpu/onnxruntime-fp32-b8-r2.json"]
+
+
+def test_shapes_are_a_matrix_dimension(config: dict) -> None:
+    config["matrix"].update(backends=["pytorch", "onnxruntime"], devices=["cpu"],
+                            precisions=["fp32", "int8"], shapes=["default", [320, 256]])
+    config["models"]["fast_scnn_shapes"]["shapes"] = [[384, 384], "default", [384, 384]]
+    plan = Plan(validate(config))
+    assert plan.shapes("rtmdet_tiny_shapes") == ["160x160", "320x256"]
+    assert plan.shapes("fast_scnn_shapes") == ["384x384", "192x192"]  # its own list, once each
+    assert plan.exported()[:2] == [("rtmdet_tiny_shapes", "160x160"),
+                                   ("rtmdet_tiny_shapes", "320x256")]
+    assert len(plan.cells()) == 3 * 2 * 3  # models x shapes x (pytorch, ORT fp32, ORT int8)
+    results = plan.all_results()
+    assert any(p.endswith("evaluate/rtmdet_tiny_shapes/320x256/cpu/onnxruntime-int8-b1.json")
+               for p in results)
+    assert any(p.endswith("build/fast_scnn_shapes/384x384/onnxruntime-int8.json")
+               for p in results)
+    # Only a shape other than the model's own changes its test pipeline.
+    assert "--resize-pipeline" not in model_args(plan, "rtmdet_tiny_shapes", "160x160")
+    assert model_args(plan, "rtmdet_tiny_shapes", "320x256").endswith(
+        "--input-shape 320 256 --resize-pipeline")
+
+
+@pytest.mark.parametrize("shape", [[16, 16], [160], "native"])
+def test_bad_shape_is_named(config: dict, shape: object) -> None:
+    config["matrix"]["shapes"] = [shape]
+    with pytest.raises(UserError, match="matrix.shapes.0"):
+        validate(config)
 
 
 def test_wrong_type_names_the_key(config: dict) -> None:
@@ -133,3 +165,24 @@ def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "measure.min_seconds: 'long' is not of type 'number'" in proc.stdout + proc.stderr
     assert not (tmp_path / "work" / "resources").exists()
+
+
+def test_cells_this_machine_cannot_run_are_one_job(config: dict) -> None:
+    import torch
+
+    from deploybench import unavailable
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine can run the CUDA cells")
+    config["matrix"].update(models=["rtmdet_tiny_shapes"], devices=["cpu", "cuda"],
+                            backends=["onnxruntime", "tensorrt"], precisions=["fp32", "int8"])
+    plan = Plan(validate(config))
+    outputs = unavailable.outputs(plan)
+    cuda = [p for p in plan.all_results() if "/cuda/" in p]
+    assert cuda and set(cuda) <= set(outputs)
+    assert not [p for p in outputs if "/cpu/" in p]  # the CPU cells keep their own jobs
+    # TensorRT engines (and their records) are skipped builds; the int8 QDQ model is not.
+    assert any(p.endswith("160x160/tensorrt-int8.engine") for p in outputs)
+    assert not any("onnxruntime-int8" in p for p in outputs)
+    assert set(unavailable.reasons(plan)) == {"onnxruntime/cuda/fp32", "tensorrt/cuda/fp32",
+                                              "tensorrt/cuda/int8"}

@@ -27,6 +27,8 @@ def reduced_config(models: list[str]) -> dict:
     # PyTorch cells of this model fail, with the reason in the report.
     config["models"]["bad_shape"] = {**model_entry("rtmdet_tiny_shapes"),
                                      "input_shape": [128, 128]}
+    # The detector also runs at a second input shape, named in its own entry.
+    config["models"]["rtmdet_tiny_shapes"]["shapes"] = ["default", [224, 192]]
     config["matrix"].update(models=models, backends=["pytorch", "onnxruntime"],
                             devices=["cpu", "cuda"], precisions=["fp32", "int8"])
     config["parity"]["images"] = 3
@@ -52,7 +54,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     md = (work / "reports" / "ci" / "benchmark.md").read_text()
     csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
     ran = csv[(csv.model != "bad_shape") & (csv.device == "cpu")]
-    assert list(ran.status) == ["ok"] * 6, ran.reason.tolist()
+    assert list(ran.status) == ["ok"] * 9, ran.reason.tolist()
     assert set(ran.backend + "-" + ran.precision) == {
         "pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     good = ran[ran.precision == "fp32"]
@@ -62,21 +64,32 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert ran.tensor_e2e_ms_median.gt(0).all()  # both preprocessing paths timed
     assert re.search(r"\| tensor +\|", md)
     assert ran.parity_images.eq(3).all() and good.parity_min_cosine.gt(0.9999).all()
-    assert ran.parity_min_cosine.gt(0.9).all()  # int8, calibrated on 2 images here
+    # int8, calibrated on 2 images here (at the second shape, a third of each input is padding)
+    assert ran[ran.resolution != "224x192"].parity_min_cosine.gt(0.9).all()
+    assert ran.parity_min_cosine.gt(0.8).all()
     assert good[good.task == "detection"].bbox_mAP.gt(0.3).all()
     assert good[good.task == "segmentation"].mIoU.gt(50).all()
     assert ran.gate_passed.notna().all()
+    # Every step ran at the second shape: its own export, int8 build, timing and accuracy.
+    wide = ran[ran.resolution == "224x192"]
+    assert len(wide) == 3 and set(wide.input) == {"1x3x224x192"}
+    assert (work / "results" / "ci" / "build" / "rtmdet_tiny_shapes" / "224x192"
+            / "onnxruntime-int8.onnx").is_file()
+    assert re.search(r"\| rtmdet_tiny_shapes +\| detection +\| 1x3x224x192 +\| [0-9.]+ +\|", md)
     gpu = csv[(csv.model != "bad_shape") & (csv.device == "cuda")]
     assert set(gpu.backend + "-" + gpu.precision) == {"pytorch-fp32", "onnxruntime-fp32"}
     import torch
 
     if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
         assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
+        # ... all written by one job, not one job per cell
+        assert "wrote 24 skipped records" in (work / "logs" / "unavailable" / "ci.log").read_text()
     bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
-    assert (work / "logs" / "measure" / "bad_shape" / "cpu" / "pytorch-fp32-b1-r1.log").is_file()
+    assert (work / "logs" / "measure" / "bad_shape" / "128x128" / "cpu"
+            / "pytorch-fp32-b1-r1.log").is_file()
 
     # Without the broken model the run succeeds; only the report is rebuilt.
     good_models = all_models[:2]

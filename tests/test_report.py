@@ -12,6 +12,7 @@ from deploybench.atomic import write_json
 from deploybench.report.build import build_report
 from deploybench.results import Cell, failure_path, record
 
+EVALUATED = Path("evaluate") / "det" / "160x160" / "cpu"  # under results/
 GATES = {"bbox_mAP": {"fp32": 0.001, "int8": 0.02}, "mIoU": {"fp32": 0.1}}
 SETTINGS = {"threads": 2, "stopping_rule": {"warmup_iters": 5, "warmup_seconds": 1.0,
                                             "min_iters": 20, "min_seconds": 3.0}}
@@ -22,16 +23,16 @@ def measure_record(cell: Cell, samples: list[float]) -> dict:
 
     stats = latency_stats(samples)
     return record("measure", cell, "ok", "", {
-        "input_shape": [1, 3, 160, 160], "samples_ms": samples, "fps": stats.pop("fps"),
-        "latency_ms": stats}, SETTINGS)
+        "input_shape": [1, 3, *map(int, cell.shape.split("x"))], "samples_ms": samples,
+        "fps": stats.pop("fps"), "latency_ms": stats}, SETTINGS)
 
 
 def write_results(root: Path) -> list[str]:
-    det_pt = Cell("det", "detection", "pytorch", "fp32")
-    det_ort = Cell("det", "detection", "onnxruntime", "fp32")
-    seg_pt = Cell("seg", "segmentation", "pytorch", "fp32")
-    seg_ort = Cell("seg", "segmentation", "onnxruntime", "fp32")
-    paths = {c: {s: root / s / c.model / c.device / f"{c.backend}-{c.precision}-b1.json"
+    det_pt = Cell("det", "detection", "pytorch", "fp32", shape="160x160")
+    det_ort = Cell("det", "detection", "onnxruntime", "fp32", shape="160x160")
+    seg_pt = Cell("seg", "segmentation", "pytorch", "fp32", shape="160x160")
+    seg_ort = Cell("seg", "segmentation", "onnxruntime", "fp32", shape="160x160")
+    paths = {c: {s: root / s / c.model / c.shape / c.device / f"{c.backend}-{c.precision}-b1.json"
                  for s in ("measure", "evaluate")} for c in (det_pt, det_ort, seg_pt, seg_ort)}
     write_json(paths[det_pt]["measure"], measure_record(det_pt, [40.0, 41.0, 39.0, 40.5]))
     write_json(paths[det_ort]["measure"], measure_record(det_ort, [20.0, 21.0, 60.0, 20.5]))
@@ -63,7 +64,8 @@ def test_report_contents(tmp_path: Path) -> None:
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
     assert "evaluate: no result" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
-    for column in ["model", "task", "backend", "device", "precision", "batch", "status", "reason",
+    for column in ["model", "task", "resolution", "backend", "device", "precision", "batch",
+                   "status", "reason",
                    "latency_ms_median", "latency_ms_mean", "latency_ms_p90", "latency_ms_p99",
                    "latency_cov", "fps", "bbox_mAP", "segm_mAP", "mIoU", "aAcc"]:
         assert column in csv.columns
@@ -86,8 +88,8 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
 
     results = write_results(tmp_path / "results")
     # An int8 cell 0.05 AP below PyTorch fp32: outside its 0.02 gate.
-    int8 = Cell("det", "detection", "onnxruntime", "int8")
-    path = tmp_path / "results" / "evaluate" / "det" / "cpu" / "onnxruntime-int8-b1.json"
+    int8 = Cell("det", "detection", "onnxruntime", "int8", shape="160x160")
+    path = tmp_path / "results" / EVALUATED / "onnxruntime-int8-b1.json"
     write_json(path, record("evaluate", int8, "ok", "", {
         "metrics": {"bbox_mAP": 0.75}, "num_images": 150}, {}))
     results.append(str(path))
@@ -96,7 +98,7 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
     md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
     assert "0.750 (-0.050) **outside gate**" in md
     assert "0.799 (-0.001)" in md and "0.799 (-0.001) **" not in md  # fp32: within 0.001
-    assert "onnxruntime int8 (cpu) bbox_mAP drop 0.05 > 0.02" in md
+    assert "det 160x160 onnxruntime int8 (cpu) bbox_mAP drop 0.05 > 0.02" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(csv.gate_passed.fillna("n/a").astype(str))[:2] == ["True", "True"]
     # --strict turns it into a failing exit code, after writing the docs.
@@ -113,8 +115,8 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
 
 def test_parity_and_speedups_are_shown(tmp_path: Path) -> None:
     results = write_results(tmp_path / "results")
-    det_ort = Cell("det", "detection", "onnxruntime", "fp32")
-    path = tmp_path / "results" / "evaluate" / "det" / "cpu" / "onnxruntime-fp32-b1.json"
+    det_ort = Cell("det", "detection", "onnxruntime", "fp32", shape="160x160")
+    path = tmp_path / "results" / EVALUATED / "onnxruntime-fp32-b1.json"
     write_json(path, record("evaluate", det_ort, "ok", "", {
         "metrics": {"bbox_mAP": 0.799}, "num_images": 150,
         "parity": {"images": 20, "reference_boxes": 40, "boxes_matched": 0.975,
@@ -125,16 +127,16 @@ def test_parity_and_speedups_are_shown(tmp_path: Path) -> None:
                         "cosine": 0.999999}]}}, {}))
     build_report(results, "p", tmp_path / "out", GATES)
     md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
-    assert ("| det | onnxruntime | cpu | fp32 | 20 | 1.00e-04 | 3.00e-06 | 0.999990 | output_1_0 "
-            "| 97.5 % boxes matched, mean score diff 0.0012 |") in md
+    assert ("| det | 160x160 | onnxruntime | cpu | fp32 | 20 | 1.00e-04 | 3.00e-06 | 0.999990 "
+            "| output_1_0 | 97.5 % boxes matched, mean score diff 0.0012 |") in md
     assert "| output_0_0 | 2.00e-05 | 1.00e-06 | 0.999990 |" in md
     # onnxruntime fp32 median 20.75 ms vs PyTorch fp32 40.25 ms: 1.94x
     assert "| 1.94 |" in md
 
 
 def test_repeats_are_pooled_and_drift_is_flagged(tmp_path: Path) -> None:
-    cell = Cell("det", "detection", "onnxruntime", "fp32")
-    root = tmp_path / "measure" / "det" / "cpu"
+    cell = Cell("det", "detection", "onnxruntime", "fp32", shape="160x160")
+    root = tmp_path / "measure" / "det" / "160x160" / "cpu"
     paths = []
     for r, base in enumerate([10.0, 10.1, 11.0], start=1):  # the third repeat drifted
         path = root / f"onnxruntime-fp32-b1-r{r}.json"
@@ -152,3 +154,24 @@ def test_repeats_are_pooled_and_drift_is_flagged(tmp_path: Path) -> None:
     build_report([*paths, missing], "p", tmp_path / "out2")
     csv = pd.read_csv(tmp_path / "out2" / "results.csv")
     assert csv.loc[1, "backend"] == "pytorch" and csv.loc[1, "status"] == "failed"
+
+
+def test_each_shape_is_its_own_row_and_compared_at_its_shape(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "results")
+    root = tmp_path / "results"
+    for backend, ms, ap in (("pytorch", 90.0, 0.85), ("onnxruntime", 45.0, 0.84)):
+        cell = Cell("det", "detection", backend, "fp32", shape="320x320")
+        for step in ("measure", "evaluate"):
+            path = root / step / "det" / "320x320" / "cpu" / f"{backend}-fp32-b1.json"
+            data = (measure_record(cell, [ms, ms, ms]) if step == "measure" else record(
+                "evaluate", cell, "ok", "", {"metrics": {"bbox_mAP": ap}, "num_images": 150}, {}))
+            write_json(path, data)
+            results.append(str(path))
+    build_report(results, "p", tmp_path / "out", GATES)
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert "| det | detection | 1x3x160x160 | 40.25 |" in md
+    assert re.search(r"\| det \| detection \| 1x3x320x320 \| 90\.00 \| [0-9.]+ \| 45\.00 \|", md)
+    # Accuracy and gates compare each shape with PyTorch fp32 at the same shape.
+    assert "| det | 320x320 | bbox_mAP (COCO box AP, 0-1) | 0.850 (+0.000) | 0.840 (-0.010) " \
+           "**outside gate** |" in md
+    assert "| det | 160x160 | bbox_mAP (COCO box AP, 0-1) | 0.800 (+0.000) | 0.799 (-0.001) |" in md

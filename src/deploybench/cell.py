@@ -25,6 +25,7 @@ class CellInputs:
     allow_pickle: bool = False
     device: str = "cpu"
     threads: int = 1
+    pipeline_shape: tuple[int, int] | None = None  # set the test pipeline to this [h, w]
 
 
 @dataclass
@@ -44,7 +45,8 @@ def skip_reason(backend: str, precision: str, device: str) -> str:
 def open_cell(backend: str, precision: str, inputs: CellInputs) -> Iterator[OpenCell]:
     # Pre- and post-processing run in torch whatever the backend: keep them to the same threads.
     torch.set_num_threads(inputs.threads)
-    adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle)
+    adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle,
+                           inputs.pipeline_shape)
     dataset = adapter.dataset(inputs.data_root)
     if len(dataset) == 0:
         raise UserError(f"dataset at {inputs.data_root} has no test images")
@@ -60,4 +62,6 @@ def check_input_shape(expected: list[int] | None, actual: tuple[int, ...]) -> No
     if expected is not None and list(expected) != list(actual):
         raise UserError(f"the test pipeline produced input shape {list(actual)} but the network "
                         f"was exported for {expected}; set models.<name>.input_shape to the "
-                        "pipeline's output size, or change the config's test pipeline")
+                        "pipeline's output size, or change the config's test pipeline (a shape "
+                        "the pipeline cannot reach, e.g. a size its pad divisor does not divide, "
+                        "needs a different shape)")

@@ -31,10 +31,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cell(args: argparse.Namespace, backend: str, precision: str):
-    from deploybench.results import Cell
+    from deploybench.results import Cell, shape_tag
 
     return Cell(args.model, args.task, backend, precision, getattr(args, "batch", 1),
-                getattr(args, "device", "cpu"))
+                getattr(args, "device", "cpu"), shape_tag(args.input_shape))
+
+
+def _pipeline_shape(args: argparse.Namespace) -> tuple[int, int] | None:
+    """The shape to set the test pipeline to, when the cell runs at a shape not its own."""
+    return tuple(args.input_shape) if args.resize_pipeline else None
 
 
 def _expected_shape(args: argparse.Namespace) -> list[int]:
@@ -47,11 +52,12 @@ def _cell_inputs(args: argparse.Namespace):
     threads = args.threads or usable_cores()
     artifact = Path(args.artifact) if getattr(args, "artifact", None) else None
     return CellInputs(Path(args.config), Path(args.checkpoint), Path(args.data), artifact,
-                      args.allow_pickle, args.device, threads)
+                      args.allow_pickle, args.device, threads, _pipeline_shape(args))
 
 
 def _settings(args: argparse.Namespace, *keys: str) -> dict:
-    return {k: getattr(args, k) for k in ("config", "checkpoint", "input_shape", *keys)}
+    return {k: getattr(args, k) for k in ("config", "checkpoint", "input_shape",
+                                          "resize_pipeline", *keys)}
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -61,7 +67,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from deploybench.results import run_step
 
     def body():
-        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
+        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
+                               _pipeline_shape(args))
         _, sample, _ = next(adapter.batches(adapter.dataset(args.data), 1))
         check_input_shape(_expected_shape(args), tuple(sample.shape))
         return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset,
@@ -86,7 +93,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         if reason:
             placeholder(Path(args.artifact))
             return "skipped", reason, {}
-        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle)
+        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
+                               _pipeline_shape(args))
         return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
                                         args.precision, Path(args.onnx), Path(args.artifact),
                                         options)
@@ -158,6 +166,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_unavailable(args: argparse.Namespace) -> int:
+    import json
+
+    from deploybench.config import Plan, validate
+    from deploybench.unavailable import write_unavailable
+
+    try:
+        config = json.loads(args.config_json)
+    except json.JSONDecodeError as err:
+        raise UserError(f"--config-json is not JSON ({err})") from None
+    count = write_unavailable(Plan(validate(config, source="--config-json")))
+    print(f"wrote {count} skipped records: cells and builds this machine cannot run")
+    return 0
+
+
 def _cmd_fixture_train(args: argparse.Namespace) -> int:
     from deploybench.fixture.train import train
 
@@ -176,7 +199,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a full training checkpoint, not only weights")
     p.add_argument("--data", required=True, help="dataset root the model config reads")
-    p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"))
+    p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"),
+                   help="the network input the cell runs at")
+    p.add_argument("--resize-pipeline", action="store_true",
+                   help="set the test pipeline's Resize and Pad to --input-shape (a shape "
+                        "other than the model's own)")
     p.add_argument("--out", required=True, help="result JSON to write")
 
 
@@ -261,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=20)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
     p.set_defaults(func=_cmd_reference, device="cpu", backend="pytorch")
+
+    p = steps.add_parser("unavailable", help="write the records of every planned cell and "
+                         "build this machine cannot run, as skipped (one job for all)")
+    p.add_argument("--config-json", required=True,
+                   help="the pipeline config (validated), its profile resolved")
+    p.set_defaults(func=_cmd_unavailable)
 
     p = steps.add_parser("report", help="merge result files into reports/<profile>/")
     p.add_argument("--profile", required=True)

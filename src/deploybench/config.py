@@ -17,7 +17,7 @@ import yaml
 
 from deploybench.errors import UserError
 from deploybench.provenance import hardware_profile
-from deploybench.results import Cell
+from deploybench.results import Cell, shape_tag
 
 # Backends that run the exported ONNX model as it is (a built artifact where BUILDS says so).
 ONNX_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino")
@@ -52,6 +52,13 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _message(error: jsonschema.ValidationError) -> str:
+    # "not valid under any of the given schemas" says nothing: say what the key takes instead.
+    if error.validator in ("oneOf", "anyOf") and "description" in error.schema:
+        return f"{error.instance!r} is not valid; expected {error.schema['description']}"
+    return error.message
+
+
 def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
              source: str = "config") -> dict[str, Any]:
     """A validated, default-filled copy of `config`; raises UserError naming every bad key."""
@@ -60,7 +67,7 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        lines = [f"  {_where(e)}: {e.message}" for e in errors]
+        lines = [f"  {_where(e)}: {_message(e)}" for e in errors]
         raise UserError(f"{source} is invalid:\n" + "\n".join(lines))
     _check_references(config, source)
     return config
@@ -100,7 +107,10 @@ def load(path: Path | str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Plan:
-    """Typed view of a validated config: which cells run, and where each file lives."""
+    """Typed view of a validated config: which cells run, and where each file lives.
+
+    Paths take a model and a shape tag ("160x160"): every step runs per input shape.
+    """
 
     config: dict[str, Any]
 
@@ -116,14 +126,23 @@ class Plan:
     def model(self, name: str) -> dict[str, Any]:
         return self.config["models"][name]
 
+    def shapes(self, model: str) -> list[str]:
+        """The shape tags a model runs at: its own `shapes`, else `matrix.shapes`; `default`
+        is its `input_shape`. In the configured order, each once."""
+        entry = self.model(model)
+        listed = entry.get("shapes") or self.config["matrix"]["shapes"]
+        tags = [shape_tag(entry["input_shape"] if s == "default" else s) for s in listed]
+        return list(dict.fromkeys(tags))
+
     def cells(self) -> list[Cell]:
         """Every planned cell: the matrix, less what a backend does not have at all (SUPPORT)."""
         from deploybench.backends import supports
 
         matrix = self.config["matrix"]
-        return [Cell(m, self.model(m)["task"], b, p, batch, d) for m in self.model_names
-                for batch in matrix["batches"] for d in matrix["devices"]
-                for b in matrix["backends"] for p in matrix["precisions"] if supports(b, d, p)]
+        return [Cell(m, self.model(m)["task"], b, p, batch, d, shape) for m in self.model_names
+                for shape in self.shapes(m) for batch in matrix["batches"]
+                for d in matrix["devices"] for b in matrix["backends"]
+                for p in matrix["precisions"] if supports(b, d, p)]
 
     @property
     def dynamic_batch(self) -> bool:
@@ -131,14 +150,19 @@ class Plan:
         models stay fully static, as deployments usually run them."""
         return max(self.config["matrix"]["batches"]) > 1
 
-    def builds(self) -> list[tuple[str, str, str, str]]:
-        """(model, backend, device, precision) of every build the planned cells need."""
-        needed = {(c.model, c.backend, c.device, c.precision) for c in self.cells()
+    def builds(self) -> list[tuple[str, str, str, str, str]]:
+        """(model, shape, backend, device, precision) of every build the planned cells need."""
+        needed = {(c.model, c.shape, c.backend, c.device, c.precision) for c in self.cells()
                   if (c.backend, c.device, c.precision) in BUILDS}
         sources = {"int8": ("onnxruntime", "cpu", "int8"), "fp16": ("onnxruntime", "cuda", "fp16")}
-        needed |= {(m, *sources[p]) for m, b, _, p in set(needed)
+        needed |= {(m, s, *sources[p]) for m, s, b, _, p in set(needed)
                    if b == "tensorrt" and p in sources}
         return sorted(needed)
+
+    def exported(self) -> list[tuple[str, str]]:
+        """(model, shape) of every ONNX export the planned cells need, in plan order."""
+        cells = [c for c in self.cells() if c.backend in ONNX_BACKENDS or c.backend == "tensorrt"]
+        return list(dict.fromkeys((c.model, c.shape) for c in cells))
 
     # --- paths (relative to the Snakemake working directory) ---------------------------------
     def dataset_dir(self, name: str) -> str:
@@ -152,41 +176,44 @@ class Plan:
     def results_dir(self) -> str:
         return f"results/{self.profile}"
 
-    def onnx(self, model: str) -> str:
-        return f"{self.results_dir()}/export/{model}.onnx"
+    def onnx(self, model: str, shape: str) -> str:
+        return f"{self.results_dir()}/export/{model}/{shape}.onnx"
 
-    def export_result(self, model: str) -> str:
-        return f"{self.results_dir()}/export/{model}.json"
+    def export_result(self, model: str, shape: str) -> str:
+        return f"{self.results_dir()}/export/{model}/{shape}.json"
 
-    def built(self, model: str, backend: str, device: str, precision: str) -> str:
-        return f"{self.results_dir()}/build/{model}/{BUILDS[backend, device, precision]}"
+    def built(self, model: str, shape: str, backend: str, device: str, precision: str) -> str:
+        return f"{self.results_dir()}/build/{model}/{shape}/{BUILDS[backend, device, precision]}"
 
-    def build_result(self, model: str, backend: str, device: str, precision: str) -> str:
-        return str(Path(self.built(model, backend, device, precision)).with_suffix(".json"))
+    def build_result(self, model: str, shape: str, backend: str, device: str,
+                     precision: str) -> str:
+        return str(Path(self.built(model, shape, backend, device, precision)).with_suffix(".json"))
 
-    def artifact(self, model: str, backend: str, device: str, precision: str) -> str | None:
+    def artifact(self, model: str, shape: str, backend: str, device: str,
+                 precision: str) -> str | None:
         """The file a cell's backend runs; None where it runs the checkpoint itself."""
         if (backend, device, precision) in BUILDS:
-            return self.built(model, backend, device, precision)
-        return self.onnx(model) if backend in ONNX_BACKENDS else None
+            return self.built(model, shape, backend, device, precision)
+        return self.onnx(model, shape) if backend in ONNX_BACKENDS else None
 
-    def reference(self, model: str) -> str:
-        return f"{self.results_dir()}/reference/{model}.npz"
+    def reference(self, model: str, shape: str) -> str:
+        return f"{self.results_dir()}/reference/{model}/{shape}.npz"
 
-    def build_source(self, model: str, backend: str, device: str, precision: str) -> str:
+    def build_source(self, model: str, shape: str, backend: str, device: str,
+                     precision: str) -> str:
         """The model a build starts from: TensorRT int8 and fp16 start from the QDQ and fp16
         models (explicit quantization; strongly typed networks from TensorRT 11), the rest
         from the export."""
         if backend == "tensorrt" and precision == "int8":
-            return self.built(model, "onnxruntime", "cpu", "int8")
+            return self.built(model, shape, "onnxruntime", "cpu", "int8")
         if backend == "tensorrt" and precision == "fp16":
-            return self.built(model, "onnxruntime", "cuda", "fp16")
-        return self.onnx(model)
+            return self.built(model, shape, "onnxruntime", "cuda", "fp16")
+        return self.onnx(model, shape)
 
     def cell_result(self, step: str, cell: Cell, repeat: int | None = None) -> str:
         """A cell's result; measure results carry their repeat (1..measure.repeats)."""
         suffix = f"-r{repeat}" if repeat is not None else ""
-        return (f"{self.results_dir()}/{step}/{cell.model}/{cell.device}/"
+        return (f"{self.results_dir()}/{step}/{cell.model}/{cell.shape}/{cell.device}/"
                 f"{cell.backend}-{cell.precision}-b{cell.batch}{suffix}.json")
 
     def report_files(self) -> list[str]:
@@ -194,26 +221,28 @@ class Plan:
 
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""
-        cells = self.cells()
-        exported = {c.model for c in cells if c.backend in ONNX_BACKENDS or c.backend == "tensorrt"}
-        exports = [self.export_result(m) for m in self.model_names if m in exported]
+        exports = [self.export_result(m, s) for m, s in self.exported()]
         exports += [self.build_result(*build) for build in self.builds()]
         repeats = range(1, self.config["measure"]["repeats"] + 1)
         # Accuracy and parity are per image: evaluated at batch 1 only.
-        return exports + [path for c in cells for path in (
+        return exports + [path for c in self.cells() for path in (
             *(self.cell_result("measure", c, r) for r in repeats),
             *([self.cell_result("evaluate", c)] if c.batch == 1 else []))]
 
 
-def model_args(plan: Plan, name: str) -> str:
-    """The CLI arguments that identify a model to every step (shell-quoted)."""
+def model_args(plan: Plan, name: str, shape: str) -> str:
+    """The CLI arguments that identify a model at one input shape to every step (shell-quoted).
+    A shape other than the model's own `input_shape` also sets the test pipeline to it."""
     import shlex
 
     model = plan.model(name)
     dataset = plan.dataset_dir(model["dataset"])
+    height, width = shape.split("x")
     args = ["--model", name, "--task", model["task"], "--config", model["config"],
             "--checkpoint", plan.checkpoint(name), "--data", dataset,
-            "--input-shape", *map(str, model["input_shape"])]
+            "--input-shape", height, width]
+    if shape != shape_tag(model["input_shape"]):
+        args.append("--resize-pipeline")
     if model["checkpoint"]["allow_pickle"]:
         args.append("--allow-pickle")
     return shlex.join(args)

@@ -24,6 +24,13 @@ class Cell:
     precision: str
     batch: int = 1
     device: str = "cpu"
+    shape: str = ""  # network input "HxW" (shape_tag); empty in records older than shapes
+
+
+def shape_tag(shape: tuple[int, int] | list[int]) -> str:
+    """[160, 192] -> "160x192": how a shape appears in paths, wildcards and tables."""
+    height, width = shape
+    return f"{height}x{width}"
 
 
 def failure_path(out: Path | str) -> Path:

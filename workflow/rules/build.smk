@@ -25,7 +25,7 @@ def build_command(backend, device, precision):
 
 
 def build_source(backend, device, precision):
-    return lambda w: PLAN.build_source(w.model, backend, device, precision)
+    return lambda w: PLAN.build_source(w.model, w.shape, backend, device, precision)
 
 
 rule quantize_onnxruntime_int8:
@@ -33,12 +33,14 @@ rule quantize_onnxruntime_int8:
         unpack(model_inputs),
         source=build_source("onnxruntime", "cpu", "int8"),
     output:
-        model=PLAN.built("{model}", "onnxruntime", "cpu", "int8"),
-        result=PLAN.build_result("{model}", "onnxruntime", "cpu", "int8"),
+        model=PLAN.built("{model}", "{shape}", "onnxruntime", "cpu", "int8"),
+        result=PLAN.build_result("{model}", "{shape}", "onnxruntime", "cpu", "int8"),
     log:
-        "logs/build/{model}/onnxruntime-cpu-int8.log",
+        "logs/build/{model}/{shape}/onnxruntime-cpu-int8.log",
+    wildcard_constraints:
+        shape=SHAPE,
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("onnxruntime", "cpu", "int8"),
         machine=machine_state("onnxruntime", "cpu", "int8"),
     shell:
@@ -51,12 +53,14 @@ rule convert_onnxruntime_fp16:
         unpack(model_inputs),
         source=build_source("onnxruntime", "cuda", "fp16"),
     output:
-        model=PLAN.built("{model}", "onnxruntime", "cuda", "fp16"),
-        result=PLAN.build_result("{model}", "onnxruntime", "cuda", "fp16"),
+        model=PLAN.built("{model}", "{shape}", "onnxruntime", "cuda", "fp16"),
+        result=PLAN.build_result("{model}", "{shape}", "onnxruntime", "cuda", "fp16"),
     log:
-        "logs/build/{model}/onnxruntime-cuda-fp16.log",
+        "logs/build/{model}/{shape}/onnxruntime-cuda-fp16.log",
+    wildcard_constraints:
+        shape=SHAPE,
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("onnxruntime", "cuda", "fp16"),
         machine=machine_state("onnxruntime", "cuda", "fp16"),
     shell:
@@ -69,13 +73,17 @@ rule quantize_openvino_int8:
         unpack(model_inputs),
         source=build_source("openvino", "cpu", "int8"),
     output:
-        model=PLAN.built("{model}", "openvino", "cpu", "int8"),
-        weights=PLAN.built("{model}", "openvino", "cpu", "int8").replace(".xml", ".bin"),
-        result=PLAN.build_result("{model}", "openvino", "cpu", "int8"),
+        model=PLAN.built("{model}", "{shape}", "openvino", "cpu", "int8"),
+        weights=PLAN.built("{model}", "{shape}", "openvino", "cpu", "int8").replace(
+            ".xml", ".bin"
+        ),
+        result=PLAN.build_result("{model}", "{shape}", "openvino", "cpu", "int8"),
     log:
-        "logs/build/{model}/openvino-cpu-int8.log",
+        "logs/build/{model}/{shape}/openvino-cpu-int8.log",
+    wildcard_constraints:
+        shape=SHAPE,
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("openvino", "cpu", "int8"),
         machine=machine_state("openvino", "cpu", "int8"),
     shell:
@@ -86,17 +94,20 @@ rule quantize_openvino_int8:
 rule build_tensorrt_engine:
     input:
         unpack(model_inputs),
-        source=lambda w: PLAN.build_source(w.model, "tensorrt", "cuda", w.precision),
+        source=lambda w: PLAN.build_source(
+            w.model, w.shape, "tensorrt", "cuda", w.precision
+        ),
     output:
-        engine=f"{PLAN.results_dir()}/build/{{model}}/tensorrt-{{precision}}.engine",
-        result=f"{PLAN.results_dir()}/build/{{model}}/tensorrt-{{precision}}.json",
+        engine=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/tensorrt-{{precision}}.engine",
+        result=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/tensorrt-{{precision}}.json",
     log:
         # The build log is kept: TensorRT's warnings say which layers fell back and why.
-        "logs/build/{model}/tensorrt-cuda-{precision}.log",
+        "logs/build/{model}/{shape}/tensorrt-cuda-{precision}.log",
     wildcard_constraints:
+        shape=SHAPE,
         precision="fp32|fp16|int8",
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         build=lambda w: build_command("tensorrt", "cuda", w.precision),
         machine=lambda w: machine_state("tensorrt", "cuda", w.precision),
     shell:

@@ -2,12 +2,14 @@ rule reference_outputs:
     input:
         unpack(model_inputs),
     output:
-        PLAN.reference("{model}"),
+        PLAN.reference("{model}", "{shape}"),
     log:
-        "logs/reference/{model}.log",
+        "logs/reference/{model}/{shape}.log",
+    wildcard_constraints:
+        shape=SHAPE,
     threads: 1
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         images=config["parity"]["images"],
     shell:
         "deploybench reference {params.model} --images {params.images} --threads {threads}"
@@ -25,19 +27,20 @@ def parity_args():
 rule evaluate:
     input:
         unpack(cell_inputs),
-        reference=PLAN.reference("{model}"),
+        reference=PLAN.reference("{model}", "{shape}"),
     output:
-        f"{PLAN.results_dir()}/evaluate/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
     log:
-        "logs/evaluate/{model}/{device}/{backend}-{precision}-b{batch}.log",
+        "logs/evaluate/{model}/{shape}/{device}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
+        shape=SHAPE,
         device="cpu|cuda",
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
         batch="1",
     threads: 1
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,
         limit=lambda w: (
             f"--limit {config['evaluate']['limit']}"

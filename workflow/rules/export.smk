@@ -1,5 +1,7 @@
 from deploybench.config import model_args
 
+SHAPE = "[0-9]+x[0-9]+"
+
 
 def model_inputs(w):
     model = PLAN.model(w.model)
@@ -14,12 +16,14 @@ rule export_onnx:
     input:
         unpack(model_inputs),
     output:
-        onnx=f"{PLAN.results_dir()}/export/{{model}}.onnx",
-        result=f"{PLAN.results_dir()}/export/{{model}}.json",
+        onnx=PLAN.onnx("{model}", "{shape}"),
+        result=PLAN.export_result("{model}", "{shape}"),
     log:
-        "logs/export/{model}.log",
+        "logs/export/{model}/{shape}.log",
+    wildcard_constraints:
+        shape=SHAPE,
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         opset=config["export"]["opset"],
         dynamic=(
             f"--dynamic-batch {max(config['matrix']['batches'])}"

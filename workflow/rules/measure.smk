@@ -1,6 +1,6 @@
 def cell_inputs(w):
     inputs = model_inputs(w)
-    artifact = PLAN.artifact(w.model, w.backend, w.device, w.precision)
+    artifact = PLAN.artifact(w.model, w.shape, w.backend, w.device, w.precision)
     if artifact:
         inputs["artifact"] = artifact
     return inputs
@@ -28,10 +28,11 @@ rule measure:
     input:
         unpack(cell_inputs),
     output:
-        f"{PLAN.results_dir()}/measure/{{model}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
+        f"{PLAN.results_dir()}/measure/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
     log:
-        "logs/measure/{model}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
+        "logs/measure/{model}/{shape}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
     wildcard_constraints:
+        shape=SHAPE,
         device="cpu|cuda",
         backend="[a-z_]+",
         precision="fp32|fp16|int8",
@@ -44,7 +45,7 @@ rule measure:
     # cannot run only writes why, on one core).
     threads: lambda w: workflow.cores if cell_machine(w) == "available" else 1
     params:
-        model=lambda w: model_args(PLAN, w.model),
+        model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,
         timing=timing_args(),
         machine=cell_machine,

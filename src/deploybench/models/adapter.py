@@ -15,6 +15,7 @@ import torch
 
 from deploybench.errors import UserError
 from deploybench.models import instance_masks
+from deploybench.models.input_shape import set_input_shape
 from deploybench.models.loading import (
     build_model,
     codebase_of,
@@ -257,8 +258,13 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {"mmdet": DetectionAdapter, "mmseg": S
 
 
 def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu",
-                 allow_pickle: bool = False) -> ModelAdapter:
+                 allow_pickle: bool = False,
+                 input_shape: tuple[int, int] | None = None) -> ModelAdapter:
+    """The model of `config` with `checkpoint`'s weights; `input_shape` ([h, w]): set its test
+    pipeline to that shape (see `input_shape.set_input_shape`), else leave it as written."""
     cfg = load_mm_config(config)
+    if input_shape is not None:
+        set_input_shape(cfg, input_shape)
     codebase = codebase_of(cfg)
     register_codebase(codebase)
     model = build_model(cfg, checkpoint, device, allow_pickle)

@@ -58,9 +58,10 @@ def latency_table(frame: pd.DataFrame) -> str:
     """mmdeploy's shape: one row per model and input, `ms` and `FPS` per backend and precision."""
     table: dict[tuple, dict[str, str]] = {}
     for _, row in _ran(frame).iterrows():
-        line = table.setdefault((row.model, row.task, row.batch),
+        line = table.setdefault((row.model, row.task, row.resolution, row.batch),
                                 {"Model": row.model, "Task": row.task, "Input": ""})
-        line["Input"] = line["Input"] or (row.input if isinstance(row.input, str) else "")
+        line["Input"] = line["Input"] or (row.input if isinstance(row.input, str) else
+                                          f"{row.batch}x3x{row.resolution}")
         ok = row.status == "ok" and not pd.isna(row.latency_ms_median)
         line[f"{_combo(row)} ms"] = _num(row.latency_ms_median, ".2f") if ok else row.status
         line[f"{_combo(row)} FPS"] = _num(row.fps, ".1f") if ok else ""
@@ -69,12 +70,13 @@ def latency_table(frame: pd.DataFrame) -> str:
 
 def _speedups(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Median speed-up of each cell vs PyTorch fp32 and vs its own backend's fp32 (same device,
-    model and batch); > 1 is faster."""
-    keys = ["model", "device", "batch"]
+    model, input shape and batch); > 1 is faster."""
+    keys = ["model", "resolution", "device", "batch"]
     medians = frame.set_index([*keys, "backend", "precision"]).latency_ms_median
 
     def ratio(row: Any, backend: str) -> float:
-        ref = medians.get((row.model, row.device, row.batch, backend, "fp32"), float("nan"))
+        ref = medians.get((row.model, row.resolution, row.device, row.batch, backend, "fp32"),
+                          float("nan"))
         return ref / row.latency_ms_median
 
     vs_pytorch = frame.apply(lambda r: ratio(r, REFERENCE[0]), axis=1)
@@ -88,7 +90,7 @@ def latency_detail(frame: pd.DataFrame) -> str:
     if ok.empty:
         return "No cell was measured.\n"
     vs_pytorch, vs_fp32 = _speedups(ok)
-    rows = [{"Model": r.model, "Backend": r.backend, "Device": r.device,
+    rows = [{"Model": r.model, "Input": r.resolution, "Backend": r.backend, "Device": r.device,
              "Precision": r.precision, "Batch": r.batch,
              "median": _num(r.latency_ms_median, ".2f"),
              "median 95 % CI": (f"{r.latency_ms_median_ci95_low:.2f}-"
@@ -121,7 +123,8 @@ def stages_table(records: list[dict[str, Any]]) -> str:
     rows, seen = [], set()
     for r in records:
         c = r["cell"]
-        key = (c["model"], c["backend"], c.get("device", "cpu"), c["precision"], c["batch"])
+        key = (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
+               c["precision"], c["batch"])
         if r["step"] != "measure" or r["status"] != "ok" or key in seen:
             continue
         seen.add(key)
@@ -129,8 +132,8 @@ def stages_table(records: list[dict[str, Any]]) -> str:
             if not isinstance(stages, dict) or path == "scope":
                 continue
             label = {"tensor_native_masks": "tensor + native masks"}.get(path, path)
-            line = {"Model": key[0], "Backend": key[1], "Device": key[2], "Precision": key[3],
-                    "Path": label}
+            line = {"Model": key[0], "Input": key[1], "Backend": key[2], "Device": key[3],
+                    "Precision": key[4], "Path": label}
             if "skipped" in stages:
                 rows.append(line | {"decode": f"skipped: {stages['skipped']}"})
                 continue
@@ -158,9 +161,10 @@ def _reference_value(group: pd.DataFrame, metric: str) -> float:
 
 
 def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """One row per evaluated cell and gated metric: its drop vs PyTorch fp32 and the verdict."""
+    """One row per evaluated cell and gated metric: its drop vs PyTorch fp32 at the same input
+    shape, and the verdict."""
     rows = []
-    for _, group in frame.groupby("model", sort=False):
+    for _, group in frame.groupby(["model", "resolution"], sort=False):
         for metric, tolerances in gates.items():
             if metric not in group or group[metric].isna().all():
                 continue
@@ -170,24 +174,27 @@ def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.
                 if pd.isna(value) or pd.isna(ref) or tol is None:
                     continue
                 drop = ref - value
-                rows.append({"model": r.model, "backend": r.backend, "device": r.device,
-                             "precision": r.precision, "metric": metric, "value": value,
-                             "drop": drop, "tolerance": tol, "passed": drop <= tol + 1e-9})
-    return pd.DataFrame(rows, columns=["model", "backend", "device", "precision", "metric",
-                                       "value", "drop", "tolerance", "passed"])
+                rows.append({"model": r.model, "resolution": r.resolution, "backend": r.backend,
+                             "device": r.device, "precision": r.precision, "metric": metric,
+                             "value": value, "drop": drop, "tolerance": tol,
+                             "passed": drop <= tol + 1e-9})
+    return pd.DataFrame(rows, columns=["model", "resolution", "backend", "device", "precision",
+                                       "metric", "value", "drop", "tolerance", "passed"])
 
 
 def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
-    """One row per model and metric; each backend's value and its delta vs PyTorch fp32."""
-    failed = {(g.model, g.backend, g.device, g.precision, g.metric)
+    """One row per model, input shape and metric; each backend's value and its delta vs PyTorch
+    fp32 at that shape."""
+    failed = {(g.model, g.resolution, g.backend, g.device, g.precision, g.metric)
               for g in gates.itertuples() if not g.passed}
     rows = []
-    for model, group in _ran(frame).groupby("model", sort=False):
+    for (model, shape), group in _ran(frame).groupby(["model", "resolution"], sort=False):
         for metric in METRICS:
             if metric not in GATED or group[metric].isna().all():
                 continue
             ref = _reference_value(group, metric)
-            line = {"Model": model, "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
+            line = {"Model": model, "Input": shape,
+                    "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
             fmt = ".3f" if metric.endswith("mAP") else ".2f"
             for row in group.itertuples():
                 value = getattr(row, metric)
@@ -195,8 +202,8 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
                     line[_combo(row)] = row.status if row.status != "ok" else ""
                     continue
                 delta = "" if pd.isna(ref) else f" ({value - ref:+{fmt}})"
-                mark = (" **outside gate**" if (model, row.backend, row.device, row.precision,
-                                                  metric) in failed else "")
+                mark = (" **outside gate**" if (model, shape, row.backend, row.device,
+                                                  row.precision, metric) in failed else "")
                 line[_combo(row)] = _num(value, fmt) + delta + mark
             rows.append(line)
     if not rows:
@@ -214,7 +221,7 @@ def gates_table(gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) ->
     if gates.empty:
         return intro + "No evaluated cell has a gated metric.\n"
     bad = gates[~gates.passed]
-    outside = [f"{g.model} {g.backend} {g.precision} ({g.device}) {g.metric} drop "
+    outside = [f"{g.model} {g.resolution} {g.backend} {g.precision} ({g.device}) {g.metric} drop "
                f"{g.drop:.4g} > {g.tolerance:g}" for g in bad.itertuples()]
     summary = f"{len(gates) - len(bad)} of {len(gates)} checks passed"
     return intro + summary + (f"; outside: {', '.join(outside)}." if outside else ".") + "\n"
@@ -226,7 +233,7 @@ def parity_table(frame: pd.DataFrame) -> str:
         return "No cell was compared.\n"
     rows = []
     for r in ok.itertuples():
-        line = {"Model": r.model, "Backend": r.backend, "Device": r.device,
+        line = {"Model": r.model, "Input": r.resolution, "Backend": r.backend, "Device": r.device,
                 "Precision": r.precision, "Images": int(r.parity_images),
                 "max abs err": _num(r.parity_max_abs, ".2e"),
                 "max rel err": _num(r.parity_max_rel, ".2e"),
@@ -244,7 +251,8 @@ def parity_table(frame: pd.DataFrame) -> str:
 
 
 def parity_outputs(records: list[dict[str, Any]]) -> str:
-    rows = [{"Model": r["cell"]["model"], "Backend": r["cell"]["backend"],
+    rows = [{"Model": r["cell"]["model"], "Input": r["cell"].get("shape", ""),
+             "Backend": r["cell"]["backend"],
              "Device": r["cell"].get("device", "cpu"), "Precision": r["cell"]["precision"],
              "Output": o["output"], "max abs": _num(o["max_abs"], ".2e"),
              "max rel": _num(o["max_rel"], ".2e"), "cosine": _num(o["cosine"], ".6f")}
@@ -266,7 +274,7 @@ def builds_table(records: list[dict[str, Any]]) -> str:
         how = r.get("quantizer") or r.get("converter") or r.get("builder") or ""
         if calibration:
             how += f", {calibration['method']} on {calibration['images']} train images"
-        rows.append({"Model": c["model"], "Backend": c["backend"],
+        rows.append({"Model": c["model"], "Input": c.get("shape", ""), "Backend": c["backend"],
                      "Device": c.get("device", "cpu"), "Precision": c["precision"],
                      "Status": r["status"], "Seconds": _num(r.get("seconds"), ".1f"),
                      "How": how or r.get("reason", "").replace("|", "\\|")})
@@ -277,7 +285,7 @@ def problems_table(frame: pd.DataFrame) -> str:
     bad = frame[frame.status != "ok"]
     if bad.empty:
         return "Every cell ran.\n"
-    rows = [{"Model": r.model, "Backend": r.backend, "Device": r.device,
+    rows = [{"Model": r.model, "Input": r.resolution, "Backend": r.backend, "Device": r.device,
              "Precision": r.precision, "Status": r.status,
              "Reason": r.reason.replace("\n", " ").replace("|", "\\|")}
             for r in bad.itertuples()]
@@ -399,6 +407,7 @@ def build_report(results: list[str], profile: str, out_dir: Path,
 
 def _gate_of(gates: pd.DataFrame, row: Any) -> Any:
     """The cell's verdict over its gated metrics: True, False, or empty where none applies."""
-    mine = gates[(gates.model == row.model) & (gates.backend == row.backend)
+    mine = gates[(gates.model == row.model) & (gates.resolution == row.resolution)
+                 & (gates.backend == row.backend)
                  & (gates.device == row.device) & (gates.precision == row.precision)]
     return bool(mine.passed.all()) if not mine.empty else None

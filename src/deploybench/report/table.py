@@ -12,7 +12,8 @@ import pandas as pd
 from deploybench.measure.stats import latency_stats
 from deploybench.results import load_result
 
-KEY = ["model", "task", "backend", "device", "precision", "batch"]
+# resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
+KEY = ["model", "task", "resolution", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
@@ -37,8 +38,9 @@ def _cell_from_path(path: str) -> dict[str, Any]:
     """Identity of a cell whose step never ran, read back from its result path."""
     stem = re.sub(r"-r[0-9]+$", "", Path(path).stem)  # measure results carry their repeat
     backend, precision, batch = stem.rsplit("-", 2)
-    return {"model": Path(path).parent.parent.name, "task": "", "backend": backend,
-            "device": Path(path).parent.name, "precision": precision,
+    device_dir = Path(path).parent  # <step>/<model>/<shape>/<device>/<cell>.json
+    return {"model": device_dir.parent.parent.name, "task": "", "shape": device_dir.parent.name,
+            "backend": backend, "device": device_dir.name, "precision": precision,
             "batch": int(batch.removeprefix("b"))}
 
 
@@ -46,28 +48,31 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """(one row per cell, every record read). A missing result is a row that says why."""
     records: list[dict[str, Any]] = []
     rows: dict[tuple, dict[str, Any]] = {}
-    upstream: dict[Any, str] = {}  # model (export) or cell key (build) -> why it failed
+    upstream: dict[Any, str] = {}  # (model, shape) (export) or build key -> why it failed
     for path in paths:
         result = load_result(path)
         step = result["step"] if result else _step_of(path)
         if step in ("export", "build"):
             if result and result["status"] == "failed":
                 c = result["cell"]
-                key = (c["model"] if step == "export" else
-                       (c["model"], c["backend"], c.get("device", "cpu"), c["precision"]))
+                key = ((c["model"], c.get("shape", "")) if step == "export" else
+                       (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
+                        c["precision"]))
                 upstream[key] = f"{step} failed: {result['reason']}"
             if result:
                 records.append(result)
             continue
-        cell = {"device": "cpu", **(result["cell"] if result else _cell_from_path(path))}
+        cell = {"device": "cpu", "shape": "",
+                **(result["cell"] if result else _cell_from_path(path))}
+        cell["resolution"] = cell.pop("shape")
         key = tuple(cell[k] for k in KEY if k != "task")  # a cell that never ran has no task
         row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
         row["task"] = row["task"] or cell["task"]
         if result is None:
-            why = upstream.get((cell["model"], cell["backend"], cell["device"], cell["precision"])
-                               ) or upstream.get(
-                cell["model"], f"it or a step before it failed; see logs/{step}/{cell['model']}/ "
-                "and logs/fetch/")
+            why = upstream.get((cell["model"], cell["resolution"], cell["backend"],
+                                cell["device"], cell["precision"])) or upstream.get(
+                (cell["model"], cell["resolution"]), f"it or a step before it failed; see "
+                f"logs/{step}/{cell['model']}/ and logs/fetch/")
             _mark(row, "failed", step, f"no result ({why})")
             continue
         records.append(result)
@@ -79,7 +84,9 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
             row["eval_images"] = result["num_images"]
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
             row.update(_parity_columns(result.get("parity")))
+    tasks = {row["model"]: row["task"] for row in rows.values() if row["task"]}
     for row in rows.values():
+        row["task"] = row["task"] or tasks.get(row["model"], "")  # a cell that never ran
         if row.get("_repeats") and row["status"] == "ok":
             row.update(_pooled(row["_repeats"], row["batch"]))
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)

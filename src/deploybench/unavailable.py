@@ -1,0 +1,83 @@
+"""The cells and builds this machine cannot run, written as skipped in one job.
+
+On a CPU-only machine the default matrix plans dozens of CUDA cells. Each would otherwise be a
+job of its own that starts Python, imports torch and writes one "skipped" record. The
+`unavailable_cells` rule writes them all at once instead; the report shows them as before.
+The rule's outputs come from the same Plan as this module's, and its `machine` param holds the
+reasons, so a machine that gains a GPU moves those files back to their own rules and reruns them.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from deploybench.atomic import write_json
+from deploybench.config import BUILDS, Plan
+from deploybench.export.build import placeholder
+from deploybench.results import Cell, record
+
+
+@functools.cache
+def machine_reason(backend: str, device: str, precision: str) -> str:
+    """Empty when this machine can run (backend, device, precision), else why not."""
+    from deploybench.cell import skip_reason
+
+    return skip_reason(backend, precision, device)
+
+
+def unavailable_cells(plan: Plan) -> list[Cell]:
+    return [c for c in plan.cells() if machine_reason(c.backend, c.device, c.precision)]
+
+
+def unavailable_builds(plan: Plan) -> list[tuple[str, str, str, str, str]]:
+    return [b for b in plan.builds() if machine_reason(*b[2:])]
+
+
+def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]:
+    """A build's artifact (an OpenVINO IR is two files), then its result."""
+    artifact = plan.built(*build)
+    files = [artifact, artifact.removesuffix(".xml") + ".bin"] if artifact.endswith(".xml") \
+        else [artifact]
+    return [*files, plan.build_result(*build)]
+
+
+def _cell_files(plan: Plan, cell: Cell) -> list[tuple[str, str]]:
+    """(step, result path) of every result a cell has: each measure repeat, its evaluation."""
+    repeats = range(1, plan.config["measure"]["repeats"] + 1)
+    files = [("measure", plan.cell_result("measure", cell, r)) for r in repeats]
+    return files + ([("evaluate", plan.cell_result("evaluate", cell))] if cell.batch == 1 else [])
+
+
+def outputs(plan: Plan) -> list[str]:
+    """Every file the `unavailable_cells` rule writes (empty: the rule is not defined)."""
+    files = [path for c in unavailable_cells(plan) for _, path in _cell_files(plan, c)]
+    return files + [f for b in unavailable_builds(plan) for f in _build_files(plan, b)]
+
+
+def reasons(plan: Plan) -> dict[str, str]:
+    """backend/device/precision -> why this machine cannot run it (the rule's `machine` param)."""
+    combos = {(c.backend, c.device, c.precision) for c in unavailable_cells(plan)}
+    combos |= {b[2:] for b in unavailable_builds(plan)}
+    return {"/".join(k): machine_reason(*k) for k in sorted(combos)}
+
+
+def write_unavailable(plan: Plan) -> int:
+    """Write every unavailable cell's and build's records (and empty build artifacts, the
+    outputs their rules promise); returns how many records."""
+    count = 0
+    for cell in unavailable_cells(plan):
+        reason = machine_reason(cell.backend, cell.device, cell.precision)
+        for step, path in _cell_files(plan, cell):
+            write_json(path, record(step, cell, "skipped", reason, {}, {"device": cell.device}))
+            count += 1
+    for build in unavailable_builds(plan):
+        model, shape, backend, device, precision = build
+        cell = Cell(model, plan.model(model)["task"], backend, precision, 1, device, shape)
+        placeholder(Path(plan.built(*build)))
+        reason = machine_reason(backend, device, precision)
+        settings = {"device": device, "artifact": BUILDS[backend, device, precision]}
+        write_json(plan.build_result(*build), record("build", cell, "skipped", reason, {},
+                                                     settings))
+        count += 1
+    return count

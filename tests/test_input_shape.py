@@ -1,0 +1,101 @@
+"""Shape as a matrix dimension: the real models run at input shapes their configs do not name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from deploybench.backends import get_backend
+from deploybench.cell import CellInputs, check_input_shape
+from deploybench.errors import UserError
+from deploybench.evaluate import evaluate_cell
+from deploybench.export.onnx_export import export_onnx
+from deploybench.models.adapter import load_adapter
+from deploybench.models.input_shape import set_input_shape
+from deploybench.preprocess.tensor_path import TensorPreprocessor
+from deploybench.results import Cell
+
+from .conftest import checkpoint_path, model_entry
+
+
+@pytest.mark.parametrize(("name", "shape"), [("rtmdet_tiny_shapes", (256, 224)),
+                                             ("rtmdet_ins_tiny_shapes", (224, 288)),
+                                             ("fast_scnn_shapes", (384, 384))])
+def test_model_runs_at_another_shape(name: str, shape: tuple[int, int], small_dataset: Path,
+                                     tmp_path: Path) -> None:
+    adapter = load_adapter(model_entry(name)["config"], checkpoint_path(name), "cpu", False,
+                           shape)
+    dataset = adapter.dataset(small_dataset)
+    _, batch, samples = next(adapter.batches(dataset))
+    check_input_shape([1, 3, *shape], tuple(batch.shape))
+    # The tensor path follows the changed pipeline, byte for byte.
+    data = TensorPreprocessor(adapter, dataset, "cpu")(0)
+    assert float((data["inputs"] - batch).abs().max()) == 0.0
+    # The export is made at that shape, and ONNX Runtime agrees with PyTorch there.
+    meta = export_onnx(adapter, batch, tmp_path / "m.onnx", opset=17)
+    assert meta["input_shape"] == [1, 3, *shape]
+    x = np.ascontiguousarray(batch.numpy())
+    reference = get_backend("pytorch").load(adapter, None, "fp32", "cpu", 2).infer(x)
+    ort = get_backend("onnxruntime").load(adapter, tmp_path / "m.onnx", "fp32", "cpu", 2).infer(x)
+    for a, b in zip(ort, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    # Predictions come back in the original image's frame, whatever the network saw.
+    pred = adapter.prediction_arrays(adapter.postprocess(reference, batch, samples)[0])
+    if "bboxes" in pred:
+        confident = pred["bboxes"][pred["scores"] > 0.3]
+        assert len(confident) and confident.max() <= 160.5  # the padding holds no objects
+        if "masks" in pred:
+            assert pred["masks"].shape[1:] == (160, 160)
+    else:
+        assert pred["labels"].shape == (160, 160)
+
+
+def test_accuracy_holds_at_a_larger_shape(small_dataset: Path) -> None:
+    entry = model_entry("rtmdet_tiny_shapes")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
+                        small_dataset, threads=2, pipeline_shape=(320, 320))
+    cell = Cell("rtmdet_tiny_shapes", "detection", "pytorch", "fp32", shape="320x320")
+    status, reason, data = evaluate_cell(cell, inputs, [1, 3, 320, 320], None)
+    assert (status, reason) == ("ok", "")
+    assert data["metrics"]["bbox_mAP"] > 0.3  # trained at 160 px; still finds the shapes
+
+
+def test_shape_the_pipeline_cannot_reach_is_explained(small_dataset: Path) -> None:
+    # Fast-SCNN's pipeline resizes keeping the ratio and does not pad: a square image cannot
+    # become 384x192, and the cell says so instead of timing a different shape.
+    adapter = load_adapter(model_entry("fast_scnn_shapes")["config"],
+                           checkpoint_path("fast_scnn_shapes"), "cpu", False, (384, 192))
+    _, batch, _ = next(adapter.batches(adapter.dataset(small_dataset)))
+    with pytest.raises(UserError, match=r"produced input shape \[1, 3, 192, 192\] but the "
+                                        r"network was exported for \[1, 3, 384, 192\]"):
+        check_input_shape([1, 3, 384, 192], tuple(batch.shape))
+
+
+def _config(pipeline: list[dict], **preprocessor: object) -> Config:
+    return Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline)),
+                       model=dict(data_preprocessor=preprocessor)))
+
+
+def test_resize_pad_and_test_time_pad_follow_the_shape() -> None:
+    cfg = _config([dict(type="LoadImageFromFile"),
+                   dict(type="mmdet.Resize", scale=(640, 640), keep_ratio=True),
+                   dict(type="Pad", size=(640, 640)), dict(type="Pad", size_divisor=32)],
+                  test_cfg=dict(size=(640, 640)))
+    set_input_shape(cfg, (480, 320))
+    resize, pad, divisor = cfg.test_dataloader.dataset.pipeline[1:]
+    assert resize.scale == (320, 480) and pad.size == (320, 480)  # mmcv: (w, h)
+    assert divisor.size_divisor == 32 and divisor.get("size") is None
+    assert cfg.model.data_preprocessor.test_cfg.size == (480, 320)  # mmseg: (h, w)
+
+
+@pytest.mark.parametrize(("pipeline", "message"), [
+    ([dict(type="LoadImageFromFile")], "has no Resize"),
+    ([dict(type="Resize", scale_factor=0.5)], "uses scale_factor, not scale"),
+    ([dict(type="TestTimeAug", transforms=[])], "uses TestTimeAug"),
+])
+def test_pipeline_that_cannot_take_a_shape_is_named(pipeline: list[dict], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        set_input_shape(_config(pipeline), (320, 320))
