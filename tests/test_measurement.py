@@ -61,3 +61,25 @@ def test_torch_runners_take_tensor_path_batches_as_ordinary_tensors(segmentor) -
         batch = torch.ones(1, 3, 8, 8)
     x = runner.to_device(batch)
     assert batch.is_inference() and not x.is_inference() and torch.equal(x, batch)
+
+
+def test_onnxruntime_stops_spinning_to_share_the_cores(detector, small_dataset: Path) -> None:
+    from deploybench.export.onnx_export import export_onnx
+
+    _, sample, _ = next(detector.batches(detector.dataset(small_dataset)))
+    onnx = small_dataset.parent / "spinning.onnx"
+    export_onnx(detector, sample, onnx, 17)
+    runner = get_backend("onnxruntime").load(detector, onnx, "fp32", "cpu", 2)
+    x = np.ascontiguousarray(sample.numpy())
+    before = runner.infer(x)
+
+    def spinning() -> str:
+        options = runner.session.get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning() == "1"  # ORT's default, for the network-only latency
+    assert runner.share_cores() == {"session.intra_op.allow_spinning": "0"}
+    assert spinning() == "0"
+    for a, b in zip(runner.infer(x), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert get_backend("pytorch").load(detector, None, "fp32", "cpu", 1).share_cores() == {}

@@ -81,6 +81,9 @@ def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path:
     assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 3
     assert data["first_call_seconds"] > 0
     assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
+    # End-to-end timing ran ONNX Runtime without intra-op spinning, and says so.
+    expected = {"session.intra_op.allow_spinning": "0"} if backend == "onnxruntime" else None
+    assert data["stages"].get("runner_settings") == expected
 
 
 def test_torchscript_matches_pytorch(detector, small_dataset: Path) -> None:

@@ -44,6 +44,11 @@ class Runner(ABC):
     def close(self) -> None:  # noqa: B027 - most runners hold nothing that needs releasing
         """Release sessions, engines and device memory."""
 
+    def share_cores(self) -> dict[str, str]:
+        """Set the runner up to share the CPU with the pre- and post-processing around each
+        call (end-to-end timing); returns the settings it changed, for the result."""
+        return {}
+
 
 def cuda_device_reason() -> str:
     """Empty when PyTorch sees a CUDA device, else why not."""

@@ -62,6 +62,9 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
         state["after"] = cpu_state()
         stages: dict[str, Any] = {}
         if cell.batch == 1 and stage_images > 0:
+            shared = runner.share_cores()
+            if shared:
+                stages["runner_settings"] = shared
             variants = [("reference", "reference", False), ("tensor", "tensor", False)]
             if opened.adapter.has_masks:
                 variants.append(("tensor_native_masks", "tensor", True))

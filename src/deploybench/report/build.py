@@ -129,7 +129,7 @@ def stages_table(records: list[dict[str, Any]]) -> str:
             continue
         seen.add(key)
         for path, stages in (r.get("stages") or {}).items():
-            if not isinstance(stages, dict) or path == "scope":
+            if not isinstance(stages, dict) or path in ("scope", "runner_settings"):
                 continue
             label = {"tensor_native_masks": "tensor + native masks"}.get(path, path)
             line = {"Model": key[0], "Input": key[1], "Backend": key[2], "Device": key[3],
@@ -360,7 +360,10 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "resolution instead of pasted into full-image masks (pasted only for the metric; "
         "the same masks, tested). *end to end* is "
         "the median of the per-image totals, so the stage medians need not add up to it "
-        "exactly. *network share*: network over end to end.\n",
+        "exactly. *network share*: network over end to end. ONNX Runtime runs here with "
+        "intra-op spinning off (`session.intra_op.allow_spinning=0`): with ORT's default its "
+        "idle worker threads keep spinning through the processing that follows each call and "
+        "slow it 2-3x on few cores. The network-only latency above keeps the default.\n",
         stages_table(records),
         "## Accuracy\n",
         "The whole test split through the model's own test pipeline, the backend's network, the "
