@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
+from embedded import exported
 
 
 def bare_loop(session, feed: dict, seconds: float) -> list[float]:
@@ -33,10 +30,7 @@ def bare_loop(session, feed: dict, seconds: float) -> list[float]:
 
 def main() -> int:
     from deploybench.cell import CellInputs, open_cell
-    from deploybench.data.synthetic import SyntheticSpec, generate
-    from deploybench.export.onnx_export import export_onnx
     from deploybench.measure.timing import StoppingRule, time_calls
-    from deploybench.models.adapter import load_adapter
     from deploybench.provenance import cpu_model, usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,14 +39,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=usable_cores())
     args = parser.parse_args()
 
-    config = REPO / "fixtures/configs/rtmdet_tiny_shapes.py"
-    checkpoint = REPO / "fixtures/checkpoints/rtmdet_tiny_shapes.pth"
-    with tempfile.TemporaryDirectory() as tmp:
-        data = generate(Path(tmp) / "shapes", SyntheticSpec(seed=0, num_train=1, num_val=2))
-        adapter = load_adapter(config, checkpoint)
-        _, sample, _ = next(adapter.batches(adapter.dataset(data)))
-        export_onnx(adapter, sample, Path(tmp) / "d.onnx", 17)
-        inputs = CellInputs(config, checkpoint, data, Path(tmp) / "d.onnx", threads=args.threads)
+    with exported("rtmdet_tiny_shapes") as model:
+        sample = model.batch
+        inputs = CellInputs(model.config, model.checkpoint, model.data, model.onnx,
+                            threads=args.threads)
         with open_cell("onnxruntime", "fp32", inputs) as opened:
             runner = opened.runner
             array = np.ascontiguousarray(sample.numpy())

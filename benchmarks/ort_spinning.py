@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
+from embedded import exported
 
 
 def main() -> int:
     import torch
 
     from deploybench.backends.onnxruntime import OrtRunner
-    from deploybench.data.synthetic import SyntheticSpec, generate
-    from deploybench.export.onnx_export import export_onnx
-    from deploybench.models.adapter import load_adapter
     from deploybench.provenance import cpu_model, usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,16 +31,11 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = REPO / "fixtures/configs/fast_scnn_shapes.py"
-    checkpoint = REPO / "fixtures/checkpoints/fast_scnn_shapes.pth"
-    with tempfile.TemporaryDirectory() as tmp:
-        data = generate(Path(tmp) / "shapes", SyntheticSpec(seed=0, num_train=1, num_val=2))
-        adapter = load_adapter(config, checkpoint)
-        _, batch, samples = next(adapter.batches(adapter.dataset(data)))
-        export_onnx(adapter, batch, Path(tmp) / "s.onnx", 17)
+    with exported("fast_scnn_shapes") as model:
+        adapter, batch, samples = model.adapter, model.batch, model.samples
         x = np.ascontiguousarray(batch.numpy())
-        runners = {"on": OrtRunner(Path(tmp) / "s.onnx", args.threads),
-                   "off": OrtRunner(Path(tmp) / "s.onnx", args.threads, spinning=False)}
+        runners = {"on": OrtRunner(model.onnx, args.threads),
+                   "off": OrtRunner(model.onnx, args.threads, spinning=False)}
         outputs = runners["on"].infer(x)
         network = {k: [] for k in runners}
         post = {k: [] for k in [*runners, "alone"]}

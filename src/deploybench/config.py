@@ -216,6 +216,14 @@ class Plan:
         return (f"{self.results_dir()}/{step}/{cell.model}/{cell.shape}/{cell.device}/"
                 f"{cell.backend}-{cell.precision}-b{cell.batch}{suffix}.json")
 
+    def cell_results(self, cell: Cell) -> list[tuple[str, str]]:
+        """(step, path) of every result a cell has: each measure repeat, then its evaluation.
+        Accuracy and parity are per image: evaluated at batch 1 only."""
+        repeats = range(1, self.config["measure"]["repeats"] + 1)
+        results = [("measure", self.cell_result("measure", cell, r)) for r in repeats]
+        return results + ([("evaluate", self.cell_result("evaluate", cell))]
+                          if cell.batch == 1 else [])
+
     def report_files(self) -> list[str]:
         return [f"reports/{self.profile}/benchmark.md", f"reports/{self.profile}/results.csv"]
 
@@ -223,11 +231,7 @@ class Plan:
         """Every result file the report merges, in a stable order."""
         exports = [self.export_result(m, s) for m, s in self.exported()]
         exports += [self.build_result(*build) for build in self.builds()]
-        repeats = range(1, self.config["measure"]["repeats"] + 1)
-        # Accuracy and parity are per image: evaluated at batch 1 only.
-        return exports + [path for c in self.cells() for path in (
-            *(self.cell_result("measure", c, r) for r in repeats),
-            *([self.cell_result("evaluate", c)] if c.batch == 1 else []))]
+        return exports + [path for c in self.cells() for _, path in self.cell_results(c)]
 
 
 def model_args(plan: Plan, name: str, shape: str) -> str:

@@ -42,16 +42,9 @@ def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]
     return [*files, plan.build_result(*build)]
 
 
-def _cell_files(plan: Plan, cell: Cell) -> list[tuple[str, str]]:
-    """(step, result path) of every result a cell has: each measure repeat, its evaluation."""
-    repeats = range(1, plan.config["measure"]["repeats"] + 1)
-    files = [("measure", plan.cell_result("measure", cell, r)) for r in repeats]
-    return files + ([("evaluate", plan.cell_result("evaluate", cell))] if cell.batch == 1 else [])
-
-
 def outputs(plan: Plan) -> list[str]:
     """Every file the `unavailable_cells` rule writes (empty: the rule is not defined)."""
-    files = [path for c in unavailable_cells(plan) for _, path in _cell_files(plan, c)]
+    files = [path for c in unavailable_cells(plan) for _, path in plan.cell_results(c)]
     return files + [f for b in unavailable_builds(plan) for f in _build_files(plan, b)]
 
 
@@ -68,7 +61,7 @@ def write_unavailable(plan: Plan) -> int:
     count = 0
     for cell in unavailable_cells(plan):
         reason = machine_reason(cell.backend, cell.device, cell.precision)
-        for step, path in _cell_files(plan, cell):
+        for step, path in plan.cell_results(cell):
             write_json(path, record(step, cell, "skipped", reason, {}, {"device": cell.device}))
             count += 1
     for build in unavailable_builds(plan):

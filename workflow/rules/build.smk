@@ -1,13 +1,10 @@
-import functools
-
-from deploybench.cell import skip_reason
+from deploybench.unavailable import machine_reason
 
 
-@functools.cache
 def machine_state(backend, device, precision):
     # A job parameter: when the machine gains (or loses) what a cell needs, the value changes
     # and Snakemake reruns the job, instead of keeping a result that says "skipped".
-    return skip_reason(backend, precision, device) or "available"
+    return machine_reason(backend, device, precision) or "available"
 
 
 def build_command(backend, device, precision):

@@ -33,20 +33,24 @@ class OrtRunner(Runner):
 
     def __init__(self, model_path: Path, threads: int, providers: list | None = None,
                  spinning: bool = True) -> None:
-        import onnxruntime as ort
-
         self.model_path, self.threads = model_path, threads
         self.providers = providers or ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(model_path), session_options(threads, spinning),
-                                            providers=self.providers)
+        self.session = self._session(spinning)
         self.input_name = self.session.get_inputs()[0].name
+
+    def _session(self, spinning: bool) -> Any:
+        import onnxruntime as ort
+
+        return ort.InferenceSession(str(self.model_path),
+                                    session_options(self.threads, spinning),
+                                    providers=self.providers)
 
     def share_cores(self) -> dict[str, str]:
         """A session without intra-op spinning. With ORT's default, its worker threads keep
         spinning after each call and take the cores from the post-processing that follows
         (measured here: Fast-SCNN's resize + argmax 2.5x slower on 2 cores); back-to-back
         network calls, the network-only latency, keep the default."""
-        self.__init__(self.model_path, self.threads, self.providers, spinning=False)
+        self.session = self._session(spinning=False)
         return {SPINNING: "0"}
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
