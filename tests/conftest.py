@@ -55,3 +55,16 @@ def instance_segmentor():
 
     return load_adapter(model_entry("rtmdet_ins_tiny_shapes")["config"],
                         checkpoint_path("rtmdet_ins_tiny_shapes"))
+
+
+@pytest.fixture(scope="session")
+def cpu_image() -> tuple[str, str]:
+    """(name, base) of the cpu image of this checkout, built on a locally made base."""
+    from deploybench.container.image import ImageSpec, build_image
+
+    from .docker_engine import ensure_engine, local_base
+
+    ensure_engine()
+    base = local_base()
+    name, _, _ = build_image(ImageSpec("cpu", base))
+    return name, base

@@ -73,7 +73,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # Every step ran at the second shape: its own export, int8 build, timing and accuracy.
     wide = ran[ran.resolution == "224x192"]
     assert len(wide) == 3 and set(wide.input) == {"1x3x224x192"}
-    assert (work / "results" / "ci" / "build" / "rtmdet_tiny_shapes" / "224x192"
+    assert (work / "results" / "ci" / "local" / "build" / "rtmdet_tiny_shapes" / "224x192"
             / "onnxruntime-int8.onnx").is_file()
     assert re.search(r"\| rtmdet_tiny_shapes +\| detection +\| 1x3x224x192 +\| [0-9.]+ +\|", md)
     gpu = csv[(csv.model != "bad_shape") & (csv.device == "cuda")]
@@ -100,6 +100,25 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert set(csv.status) == {"ok", "skipped"} and "bad_shape" not in md
     assert "| rtmdet_tiny_shapes | detection | 1x3x160x160 |" in md
 
-    # A second run right after has nothing to do.
+    # A second run right after has nothing to do ...
     run = snakemake(work, reduced_config(good_models), "-n")
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+    # ... and a run under a new key (the benchmark workflow's run id) measures every cell again.
+    run = snakemake(work, {**reduced_config(good_models), "run": "next"}, "-n")
+    planned = run.stdout + run.stderr
+    assert run.returncode == 0 and re.search(r"measure +18\b", planned), planned[-3000:]
+
+
+def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
+    """A fresh clone has the published docs but no results: the DAG still runs every cell."""
+    from deploybench.config import REPORT_FILES
+
+    work = tmp_path / "work"
+    (work / "reports" / "ci").mkdir(parents=True)
+    for name in REPORT_FILES:
+        (work / "reports" / "ci" / name).write_text("committed docs\n")
+    run = snakemake(work, reduced_config(["rtmdet_tiny_shapes"]), "-n")
+    planned = run.stdout + run.stderr
+    assert run.returncode == 0, planned[-3000:]
+    for rule in ("export_onnx", "measure", "evaluate", "report", "publish"):
+        assert re.search(rf"\b{rule} +[0-9]+\b", planned), (rule, planned[-3000:])

@@ -145,6 +145,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import json
 
+    from deploybench.config import REPORT_FILES
     from deploybench.report.build import build_report
 
     try:
@@ -152,17 +153,76 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as err:
         raise UserError(f"--gates is not JSON ({err}); give e.g. "
                         "'{\"bbox_mAP\": {\"int8\": 0.02}}'") from None
-    failed, outside = build_report(args.results, args.profile, Path(args.out_dir), tolerances)
+    failed, outside = build_report(args.results, args.profile, Path(args.out_dir), tolerances,
+                                   args.run)
     if args.after_failure:
         # Written outside a Snakemake job: date the docs back so the next run rebuilds them.
-        for name in ("benchmark.md", "results.csv"):
+        for name in REPORT_FILES:
             os.utime(Path(args.out_dir) / name, (1, 1))  # 1, not 0: Snakemake reads 0 as unset
-    print(f"wrote {args.out_dir}/benchmark.md and results.csv ({failed} failed cells, "
+    print(f"wrote {', '.join(REPORT_FILES)} to {args.out_dir} ({failed} failed cells, "
           f"{outside} accuracy gate checks outside tolerance)")
     if args.strict and (failed or outside):
         print("error: --strict: failed cells or accuracy outside its gate; see the report",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from deploybench.report.publish import publish
+
+    files = publish(Path(args.run_report), Path(args.to), Path(args.stamp) if args.stamp else None)
+    print(f"published {', '.join(map(str, files))}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from deploybench.atomic import write_text
+    from deploybench.config import default_gates, load
+    from deploybench.report.compare import compare, render
+
+    gates = load(args.config)["gates"] if args.config else default_gates()
+    result = compare(Path(args.base), Path(args.new), args.threshold, gates)
+    body = render(result, args.threshold)
+    if args.out:
+        write_text(args.out, body)
+    else:
+        print(body)
+    if args.summary_json:
+        write_text(args.summary_json, json.dumps(
+            {v: result.count(v) for v in sorted(set(result.cells.verdict))}
+            | {"regressions": result.regressions}, sort_keys=True) + "\n")
+    if args.fail_on == "regression" and result.regressions:
+        print(f"error: {result.regressions} regressions (latency, failing cells or accuracy "
+              "beyond its gate); see the comparison", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _image_spec(args: argparse.Namespace):
+    from deploybench.container.image import ImageSpec
+
+    return ImageSpec(args.target, args.base or None)
+
+
+def _cmd_container(args: argparse.Namespace) -> int:
+    from deploybench.container.run import run_step
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return run_step(command, _image_spec(args), args.memory)
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from deploybench.container.image import build_image
+
+    spec = _image_spec(args)
+    if args.image_action == "name":
+        print(spec.name())
+        return 0
+    name, image_id, built = build_image(spec, Path(args.wheelhouse) if args.wheelhouse else None)
+    print(f"{'built' if built else 'up to date, not rebuilt:'} {name} {image_id}")
     return 0
 
 
@@ -214,6 +274,11 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", help="the file the backend runs (e.g. the ONNX model)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--base", help="replace the pinned base image (config docker.base)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,14 +362,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = steps.add_parser("report", help="merge result files into reports/<profile>/")
     p.add_argument("--profile", required=True)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", required=True, help="the run's report directory")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a cell failed or a metric is outside its accuracy gate")
     p.add_argument("--gates", help="accuracy gates as JSON: {metric: {precision: max drop}}")
     p.add_argument("--after-failure", action="store_true",
                    help="written after a failed run: mark the docs out of date for Snakemake")
+    p.add_argument("--run", default="local", help="the run's key (config `run`)")
     p.add_argument("results", nargs="*", help="result JSON files (missing ones are shown)")
     p.set_defaults(func=_cmd_report)
+
+    p = steps.add_parser("compare", help="compare two published result sets: a pull-request "
+                         "body and, with --fail-on, an exit code")
+    p.add_argument("base", help="the docs before: reports/ or reports/<profile>/")
+    p.add_argument("new", help="the docs after, in the same form")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="smallest relative latency change that counts (with non-overlapping "
+                        "confidence intervals); default 0.05")
+    p.add_argument("--config", help="pipeline config whose `gates` judge accuracy moves "
+                                    "(default: the schema's gates)")
+    p.add_argument("--out", help="write the markdown body here (default: stdout)")
+    p.add_argument("--summary-json", help="also write the verdict counts as JSON here")
+    p.add_argument("--fail-on", choices=("never", "regression"), default="never",
+                   help="regression: exit 1 on a latency regression, a newly failing cell or "
+                        "an accuracy move beyond its gate")
+    p.set_defaults(func=_cmd_compare)
+
+    p = steps.add_parser("publish", help="copy a run's docs to reports/<profile>/")
+    p.add_argument("--run-report", required=True, help="the run's report directory")
+    p.add_argument("--to", required=True, help="the published docs' directory")
+    p.add_argument("--stamp", help="file to write once published (the DAG's target)")
+    p.set_defaults(func=_cmd_publish)
+
+    p = steps.add_parser("container", help="run one step in its pinned image (runtime: docker)")
+    _image_args(p)
+    p.add_argument("--memory", help="the container's memory limit (Docker's form, e.g. 8g)")
+    p.add_argument("command", nargs=argparse.REMAINDER,
+                   help="-- then the step's command, e.g. -- deploybench measure ...")
+    p.set_defaults(func=_cmd_container)
+
+    p = steps.add_parser("image", help="the pinned images, named by the hash of their files")
+    sub = p.add_subparsers(dest="image_action", required=True, metavar="ACTION")
+    i = sub.add_parser("name", help="print the image name this checkout's files hash to")
+    _image_args(i)
+    i = sub.add_parser("build", help="build the image unless it exists (never rebuilt "
+                                     "unchanged)")
+    _image_args(i)
+    i.add_argument("--wheelhouse", help="where the cpu image's wheels are gathered "
+                                        "(default .cache/wheelhouse)")
+    p.set_defaults(func=_cmd_image)
 
     p = steps.add_parser("fixture", help="the embedded default's models")
     sub = p.add_subparsers(dest="fixture_step", required=True, metavar="ACTION")

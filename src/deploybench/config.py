@@ -31,6 +31,8 @@ BUILDS: dict[tuple[str, str, str], str] = {
     ("tensorrt", "cuda", "fp16"): "tensorrt-fp16.engine",
     ("tensorrt", "cuda", "int8"): "tensorrt-int8.engine",
 }
+# What `deploybench report` writes and `deploybench publish` copies to reports/<profile>/.
+REPORT_FILES = ("benchmark.md", "results.csv", "environment.json")
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -76,6 +78,11 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
 def _check_references(config: dict[str, Any], source: str) -> None:
     models, datasets = config["models"], config["datasets"]
     problems = []
+    if config["runtime"] != "local" and config["profile"] == "auto":
+        problems.append(f"profile: 'auto' names the docs after the machine Snakemake runs on, "
+                        f"but with runtime: {config['runtime']} the cells run in an image; set "
+                        "profile to the runner's hardware profile (e.g. --config "
+                        "profile=h100-sxm)")
     for name in config["matrix"]["models"]:
         if name not in models:
             problems.append(f"matrix.models: unknown model {name!r}; valid: {', '.join(models)}")
@@ -96,6 +103,12 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                                 "the path")
     if problems:
         raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def default_gates() -> dict[str, dict[str, float]]:
+    """The schema's default accuracy gates (what a config without `gates` gets)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    return {k: v["default"] for k, v in schema["properties"]["gates"]["properties"].items()}
 
 
 def load(path: Path | str) -> dict[str, Any]:
@@ -173,8 +186,17 @@ class Plan:
     def checkpoint(model: str) -> str:
         return f"resources/checkpoints/{model}.pth"
 
-    def results_dir(self) -> str:
+    @property
+    def run(self) -> str:
+        return self.config["run"]
+
+    def profile_dir(self) -> str:
+        """What every run on this profile shares (the TensorRT timing cache)."""
         return f"results/{self.profile}"
+
+    def results_dir(self) -> str:
+        """This run's results: a new `run` key measures everything again."""
+        return f"{self.profile_dir()}/{self.run}"
 
     def onnx(self, model: str, shape: str) -> str:
         return f"{self.results_dir()}/export/{model}/{shape}.onnx"
@@ -224,14 +246,39 @@ class Plan:
         return results + ([("evaluate", self.cell_result("evaluate", cell))]
                           if cell.batch == 1 else [])
 
-    def report_files(self) -> list[str]:
-        return [f"reports/{self.profile}/benchmark.md", f"reports/{self.profile}/results.csv"]
+    def run_report_dir(self) -> str:
+        """The run's own docs, made from its results; `publish` copies them to reports/."""
+        return f"{self.results_dir()}/report"
+
+    def run_report_files(self) -> list[str]:
+        return [f"{self.run_report_dir()}/{name}" for name in REPORT_FILES]
+
+    def published_dir(self) -> str:
+        return f"reports/{self.profile}"
+
+    def published_stamp(self) -> str:
+        """The DAG's final target. It lives with the run's results, not in the committed docs:
+        a checkout that has the docs but not the results still runs every cell."""
+        return f"{self.results_dir()}/published.json"
 
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""
         exports = [self.export_result(m, s) for m, s in self.exported()]
         exports += [self.build_result(*build) for build in self.builds()]
         return exports + [path for c in self.cells() for _, path in self.cell_results(c)]
+
+
+def container_prefix(config: dict[str, Any]) -> str:
+    """What `runtime: docker` puts before every step's command (shell-quoted)."""
+    import shlex
+
+    docker = config["docker"]
+    args = ["deploybench", "container", "--target", docker["target"]]
+    if docker["base"]:
+        args += ["--base", docker["base"]]
+    if docker["memory"]:
+        args += ["--memory", docker["memory"]]
+    return shlex.join([*args, "--"])
 
 
 def model_args(plan: Plan, name: str, shape: str) -> str:

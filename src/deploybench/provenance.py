@@ -72,6 +72,8 @@ def gpu_name() -> str:
 
 
 def git_commit(cwd: Path | str = ".") -> str:
+    if os.environ.get("DEPLOYBENCH_GIT_COMMIT"):  # a step in a container: the host's checkout
+        return os.environ["DEPLOYBENCH_GIT_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
@@ -92,7 +94,20 @@ def inputs_hash(settings: dict[str, Any], files: list[Path | str] = ()) -> str:
     return digest.hexdigest()
 
 
+# Set by `deploybench container` in the containers it starts (runtime: docker).
+IMAGE_ENV = {"image": "DEPLOYBENCH_IMAGE", "image_id": "DEPLOYBENCH_IMAGE_ID",
+             "repo_digest": "DEPLOYBENCH_IMAGE_DIGEST"}
+
+
+def runtime() -> dict[str, str]:
+    """Where the step ran: `local`, or `docker` with the image's reference, id and repo digest
+    (empty for an image built locally and never pushed, hence the id)."""
+    if not os.environ.get(IMAGE_ENV["image"]):
+        return {"kind": "local"}
+    return {"kind": "docker", **{k: os.environ.get(v, "") for k, v in IMAGE_ENV.items()}}
+
+
 def provenance(settings: dict[str, Any], files: list[Path | str] = ()) -> dict[str, Any]:
     return {"versions": package_versions(), "hardware": hardware(), "git_commit": git_commit(),
-            "config_sha256": inputs_hash(settings, files),
+            "runtime": runtime(), "config_sha256": inputs_hash(settings, files),
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

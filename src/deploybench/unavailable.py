@@ -14,7 +14,6 @@ from pathlib import Path
 
 from deploybench.atomic import write_json
 from deploybench.config import BUILDS, Plan
-from deploybench.export.build import placeholder
 from deploybench.results import Cell, record
 
 
@@ -64,6 +63,8 @@ def write_unavailable(plan: Plan) -> int:
         for step, path in plan.cell_results(cell):
             write_json(path, record(step, cell, "skipped", reason, {}, {"device": cell.device}))
             count += 1
+    from deploybench.export.build import placeholder
+
     for build in unavailable_builds(plan):
         model, shape, backend, device, precision = build
         cell = Cell(model, plan.model(model)["task"], backend, precision, 1, device, shape)

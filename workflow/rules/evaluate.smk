@@ -39,6 +39,8 @@ rule evaluate:
         precision="fp32|fp16|int8",
         batch="1",
     threads: 1
+    resources:
+        gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,

@@ -10,6 +10,9 @@ def artifact_arg(_, input):
     return f"--artifact {input.artifact}" if "artifact" in input.keys() else ""
 
 
+RUNNABLE = ("available", IN_JOB)
+
+
 def cell_machine(w):
     return machine_state(w.backend, w.device, w.precision)
 
@@ -43,7 +46,9 @@ rule measure:
     priority: lambda w: config["measure"]["repeats"] - int(w.repeat)
     # Timing owns the machine: no other job may run beside a measurement (a cell this machine
     # cannot run only writes why, on one core).
-    threads: lambda w: workflow.cores if cell_machine(w) == "available" else 1
+    threads: lambda w: workflow.cores if cell_machine(w) in RUNNABLE else 1
+    resources:
+        gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,

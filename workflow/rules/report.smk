@@ -3,23 +3,46 @@ import shlex
 
 
 def report_command(results):
-    out_dir = f"reports/{PLAN.profile}"
     strict = " --strict" if config["report"]["strict"] else ""
     return (
-        f"deploybench report --profile {PLAN.profile} --out-dir {out_dir}{strict}"
+        f"deploybench report --profile {PLAN.profile} --run {PLAN.run}"
+        f" --out-dir {PLAN.run_report_dir()}{strict}"
         f" --gates {shlex.quote(json.dumps(config['gates'], sort_keys=True))} "
         + shlex.join(results)
     )
 
 
+def publish_command(stamp=""):
+    return (
+        f"deploybench publish --run-report {PLAN.run_report_dir()}"
+        f" --to {PLAN.published_dir()}" + (f" --stamp {stamp}" if stamp else "")
+    )
+
+
+# The run's own docs, from its own results (git-ignored, under results/<profile>/<run>/).
 rule report:
     input:
         PLAN.all_results(),
     output:
-        PLAN.report_files(),
+        PLAN.run_report_files(),
     log:
         f"logs/report/{PLAN.profile}.log",
     params:
         command=report_command(PLAN.all_results()),
+    shell:
+        "{params.command} > {log} 2>&1"
+
+
+# The committed docs are published from the run's docs, never a Snakemake output themselves:
+# their presence in a checkout cannot stand in for a run that has not happened.
+rule publish:
+    input:
+        PLAN.run_report_files(),
+    output:
+        PLAN.published_stamp(),
+    log:
+        f"logs/publish/{PLAN.profile}.log",
+    params:
+        command=publish_command(PLAN.published_stamp()),
     shell:
         "{params.command} > {log} 2>&1"

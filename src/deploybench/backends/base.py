@@ -50,10 +50,18 @@ class Runner(ABC):
         return {}
 
 
+# Set by `deploybench container` when the Docker engine could not give the step a GPU.
+NO_GPU_ENV = "DEPLOYBENCH_NO_GPU"
+
+
 def cuda_device_reason() -> str:
     """Empty when PyTorch sees a CUDA device, else why not."""
+    import os
+
     import torch
 
+    if os.environ.get(NO_GPU_ENV):
+        return os.environ[NO_GPU_ENV]
     if not torch.cuda.is_available():
         return "no CUDA device on this machine (torch.cuda.is_available() is False)"
     return ""

@@ -1,0 +1,1 @@
+"""Pinned Docker images, and pipeline steps run in them (runtime: docker)."""

@@ -1,0 +1,135 @@
+"""`deploybench container -- deploybench <step> ...`: one pipeline step in its pinned image.
+
+With `runtime: docker` every rule's command is prefixed with this wrapper. Snakemake stays on
+the host; the step runs in the image of `docker.target`:
+- the working tree bind-mounted at the same path, read-only, except the folders steps write
+  (results/, resources/, reports/);
+- as the host user's uid:gid, on the host process's CPUs, with its thread settings;
+- the GPU requested (DeviceRequest) when the step runs on `--device cuda`;
+- its output streamed to this process's stdout (the job's log), its exit code returned;
+- the image's reference, id and repo digest passed in, so every result's provenance names them.
+A container that is killed (out of memory, a signal) fails the job with the reason and leaves
+no partial output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from deploybench.backends.base import NO_GPU_ENV
+from deploybench.container.image import ImageSpec, docker_client, find_image
+from deploybench.errors import UserError
+from deploybench.provenance import IMAGE_ENV, git_commit
+
+WRITABLE = ("results", "resources", "reports")
+# Environment a step's timing depends on, passed through unchanged.
+PASSED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+              "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "TORCHINDUCTOR_CACHE_DIR")
+OUTPUT_FLAGS = ("--out", "--onnx", "--artifact")
+NO_GPU_RUNTIME = 'could not select device driver'
+
+
+def _wants_gpu(argv: Sequence[str]) -> bool:
+    return any(a == "--device" and b == "cuda" for a, b in zip(argv, argv[1:], strict=False))
+
+
+def _outputs(argv: Sequence[str]) -> list[Path]:
+    """The files the step writes (for the export step --onnx; for builds --artifact)."""
+    step = argv[1] if len(argv) > 1 else ""
+    flags = ("--out",) + (("--onnx",) if step == "export" else ()) + \
+        (("--artifact",) if step == "build" else ())
+    return [Path(b) for a, b in zip(argv, argv[1:], strict=False) if a in flags]
+
+
+def _remove_partial(outputs: list[Path]) -> None:
+    """A killed step may leave an output or an atomic write's temporary sibling: remove both."""
+    for out in outputs:
+        out.unlink(missing_ok=True)
+        if out.parent.is_dir():
+            for tmp in out.parent.glob(f".{out.name}.*"):
+                tmp.unlink(missing_ok=True)
+
+
+def _mounts(workdir: Path) -> dict[str, dict[str, str]]:
+    volumes = {str(workdir): {"bind": str(workdir), "mode": "ro"}}
+    for name in WRITABLE:
+        (workdir / name).mkdir(exist_ok=True)
+        volumes[str(workdir / name)] = {"bind": str(workdir / name), "mode": "rw"}
+    return volumes
+
+
+def _kill_reason(state: dict[str, Any], code: int) -> str:
+    if state.get("OOMKilled"):
+        return ("the container ran out of memory (OOMKilled); give it more (config "
+                "docker.memory, or Docker's own limit) or lower the batch")
+    if code > 128:
+        import signal
+
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return f"the container was killed by {name} (exit code {code})"
+    return ""
+
+
+def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
+             workdir: Path | None = None) -> int:
+    """Run `argv` in the image of `spec`; returns its exit code."""
+    import docker
+    from docker.types import DeviceRequest
+
+    if not argv:
+        raise UserError("deploybench container: give the command to run after `--`")
+    workdir = (workdir or Path.cwd()).resolve()
+    client = docker_client()
+    image = find_image(client, spec)
+    name = spec.name()
+    digests = image.attrs.get("RepoDigests") or []
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env |= {IMAGE_ENV["image"]: name, IMAGE_ENV["image_id"]: image.id,
+            IMAGE_ENV["repo_digest"]: digests[0] if digests else "",
+            "DEPLOYBENCH_GIT_COMMIT": git_commit(workdir), "HOME": "/tmp"}
+    options: dict[str, Any] = {
+        "command": list(argv), "working_dir": str(workdir), "volumes": _mounts(workdir),
+        "user": f"{os.getuid()}:{os.getgid()}", "environment": env, "detach": True,
+        "shm_size": "2g", "init": True,  # the step is not PID 1: signals act as on a host
+        "cpuset_cpus": ",".join(map(str, sorted(os.sched_getaffinity(0)))),
+    }
+    if memory:
+        options |= {"mem_limit": memory, "memswap_limit": memory}
+    if _wants_gpu(argv):
+        options["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    outputs = _outputs(argv)
+    try:
+        container = client.containers.run(image.id, **options)
+    except docker.errors.APIError as err:
+        if NO_GPU_RUNTIME not in str(err):
+            raise UserError(f"starting {name} failed: {err.explanation or err}") from None
+        # The step itself decides what a cell without a GPU becomes (skipped, with this reason,
+        # which names the fix), as it does on a machine without one.
+        reason = (f"this Docker engine cannot give a container the GPU ({err.explanation}); "
+                  "install the NVIDIA Container Toolkit and configure Docker to use it "
+                  "(`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd; "
+                  "docs/self-hosted-runner.md)")
+        print(f"warning: {reason}; running without the GPU", file=sys.stderr)
+        del options["device_requests"]
+        options["environment"][NO_GPU_ENV] = reason
+        container = client.containers.run(image.id, **options)
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        code = int(container.wait()["StatusCode"])
+        container.reload()
+        reason = _kill_reason(container.attrs.get("State", {}), code)
+    finally:
+        container.remove(force=True)
+    if reason:
+        _remove_partial(outputs)
+        print(f"error: {' '.join(argv[:2])} in {name}: {reason}", file=sys.stderr)
+    return code

@@ -1,0 +1,264 @@
+"""`deploybench compare BASE NEW`: two published result sets -> a pull-request body and a verdict.
+
+BASE and NEW are docs directories as `deploybench publish` leaves them: `reports/` (one folder
+per hardware profile) or one profile's folder. Each profile's `results.csv` holds every cell's
+median and its 95 % confidence interval, and `environment.json` the packages, hardware and
+image the numbers came from, so that a latency change can be read against what else changed.
+
+A latency change is a verdict only when it is larger than the threshold *and* the two
+confidence intervals do not overlap; anything less is reported as unchanged (within noise).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deploybench.errors import UserError
+
+KEY = ["model", "resolution", "backend", "device", "precision", "batch"]
+# metric -> (scale of a printed value, format)
+METRIC_FORMATS = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".2f", "aAcc": ".2f"}
+# Parity that got worse by more than this is reported (float nondeterminism moves it less).
+PARITY_WORSE = {"parity_min_cosine": 1e-3, "boxes_matched": 0.01, "pixel_agreement": 0.01,
+                "mean_mask_iou": 0.01}
+VERDICTS = ("regressed", "now failing", "improved", "unchanged (within noise)", "new", "gone",
+            "now skipped", "now running", "still failing", "still skipped")
+QUIET = ("unchanged (within noise)", "still skipped")  # listed under a fold, not up front
+GITHUB_BODY_LIMIT = 65_000  # GitHub refuses pull-request bodies above 65,536 characters
+
+
+@dataclass
+class Comparison:
+    profiles: list[str]
+    cells: pd.DataFrame  # one row per cell: KEY, profile, old/new median and CI, change, verdict
+    accuracy: list[dict[str, Any]] = field(default_factory=list)
+    parity: list[dict[str, Any]] = field(default_factory=list)
+    environment: list[dict[str, str]] = field(default_factory=list)
+    not_measured: list[str] = field(default_factory=list)  # profiles whose docs did not change
+
+    def count(self, verdict: str) -> int:
+        return int((self.cells.verdict == verdict).sum()) if not self.cells.empty else 0
+
+    @property
+    def regressions(self) -> int:
+        """Latency regressions, cells that stopped running, and metrics beyond their gate."""
+        drops = [a for a in self.accuracy if a["change"] < 0]
+        return self.count("regressed") + self.count("now failing") + len(drops)
+
+
+def profile_dirs(root: Path) -> dict[str, Path]:
+    """profile -> its folder: `root` itself when it is one profile's docs, else its children."""
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory; give a docs folder such as reports/ or "
+                        "reports/<profile>/")
+    if (root / "results.csv").is_file():
+        return {root.name: root}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "results.csv").is_file()}
+
+
+def _read(folder: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if folder is None:
+        return pd.DataFrame(columns=[*KEY, "status"]), {}
+    frame = pd.read_csv(folder / "results.csv", dtype={"resolution": str, "reason": str})
+    env_file = folder / "environment.json"
+    env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+    return frame, env
+
+
+def _latency_verdict(old: Any, new: Any, threshold: float) -> tuple[str, float | None]:
+    if old is None:
+        return "new", None
+    if new is None:
+        return "gone", None
+    if new.status != "ok":
+        if old.status == new.status:
+            return f"still {new.status}", None
+        return ("now failing" if new.status == "failed" else "now skipped"), None
+    if old.status != "ok":
+        return "now running", None
+    change = new.latency_ms_median / old.latency_ms_median - 1
+    apart = not (new.latency_ms_median_ci95_low <= old.latency_ms_median_ci95_high
+                 and old.latency_ms_median_ci95_low <= new.latency_ms_median_ci95_high)
+    if pd.isna(new.latency_ms_median_ci95_low) or pd.isna(old.latency_ms_median_ci95_low):
+        apart = True  # no interval to compare (e.g. results from before intervals existed)
+    if abs(change) > threshold and apart:
+        return ("regressed" if change > 0 else "improved"), change
+    return "unchanged (within noise)", change
+
+
+def _rows_by_key(frame: pd.DataFrame) -> dict[tuple, Any]:
+    return {tuple(getattr(r, k) for k in KEY): r for r in frame.itertuples(index=False)}
+
+
+def _accuracy_moves(profile: str, old: Any, new: Any,
+                    gates: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    moves = []
+    for metric, tolerances in gates.items():
+        tol = tolerances.get(new.precision)
+        a, b = getattr(old, metric, None), getattr(new, metric, None)
+        if tol is None or a is None or b is None or pd.isna(a) or pd.isna(b):
+            continue
+        if abs(b - a) > tol + 1e-9:
+            moves.append({"profile": profile, "cell": _label(new), "metric": metric, "old": a,
+                          "new": b, "change": b - a, "gate": tol})
+    return moves
+
+
+def _parity_worse(profile: str, old: Any, new: Any) -> list[dict[str, Any]]:
+    worse = []
+    for column, margin in PARITY_WORSE.items():
+        a, b = getattr(old, column, None), getattr(new, column, None)
+        if a is None or b is None or pd.isna(a) or pd.isna(b):
+            continue
+        if a - b > margin:
+            worse.append({"profile": profile, "cell": _label(new), "measure": column,
+                          "old": a, "new": b})
+    return worse
+
+
+def _flatten(env: dict[str, Any]) -> dict[str, str]:
+    flat = {f"package {k}": str(v) for k, v in (env.get("versions") or {}).items()}
+    flat |= {f"hardware {k}": str(v) for k, v in (env.get("hardware") or {}).items()}
+    for runtime in env.get("runtimes") or []:
+        if runtime.get("kind") == "docker":
+            flat["image"] = f"{runtime.get('image')} ({runtime.get('image_id')})"
+        else:
+            flat.setdefault("image", "none (local runtime)")
+    return flat
+
+
+def _environment_changes(profile: str, old: dict[str, Any],
+                         new: dict[str, Any]) -> list[dict[str, str]]:
+    a, b = _flatten(old), _flatten(new)
+    return [{"profile": profile, "what": k, "old": a.get(k, "(none)"), "new": b.get(k, "(none)")}
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _label(row: Any) -> str:
+    device = "" if row.device == "cpu" else f" ({row.device})"
+    batch = "" if int(row.batch) == 1 else f" b{int(row.batch)}"
+    return f"{row.model} {row.resolution} {row.backend} {row.precision}{device}{batch}"
+
+
+def compare(base: Path, new: Path, threshold: float,
+            gates: dict[str, dict[str, float]]) -> Comparison:
+    old_profiles, new_profiles = profile_dirs(base), profile_dirs(new)
+    if not new_profiles:
+        raise UserError(f"{new} holds no results.csv: nothing to compare; give the folder a "
+                        "run published to (reports/ or reports/<profile>/)")
+    # A profile whose docs are byte-identical on both sides was not measured again: comparing
+    # it with itself would only add rows that cannot change.
+    same = sorted(p for p in set(old_profiles) & set(new_profiles)
+                  if _same_docs(old_profiles[p], new_profiles[p]))
+    profiles = sorted((set(old_profiles) | set(new_profiles)) - set(same))
+    result = Comparison(profiles, pd.DataFrame(), not_measured=same)
+    rows = []
+    for profile in profiles:
+        (old_frame, old_env), (new_frame, new_env) = (_read(old_profiles.get(profile)),
+                                                      _read(new_profiles.get(profile)))
+        old_rows, new_rows = _rows_by_key(old_frame), _rows_by_key(new_frame)
+        for key in [*old_rows, *(k for k in new_rows if k not in old_rows)]:
+            o, n = old_rows.get(key), new_rows.get(key)
+            verdict, change = _latency_verdict(o, n, threshold)
+            rows.append({"profile": profile, "cell": _label(n if n is not None else o),
+                         "old_ms": getattr(o, "latency_ms_median", None),
+                         "new_ms": getattr(n, "latency_ms_median", None), "change": change,
+                         "old_ci": _ci(o), "new_ci": _ci(n), "verdict": verdict,
+                         "reason": (getattr(n, "reason", "") if verdict in ("now failing",
+                                                                            "now skipped")
+                                    else "")})
+            if o is not None and n is not None:
+                result.accuracy += _accuracy_moves(profile, o, n, gates)
+                result.parity += _parity_worse(profile, o, n)
+        if profile in old_profiles and profile in new_profiles:
+            if old_env and new_env:
+                result.environment += _environment_changes(profile, old_env, new_env)
+            else:  # docs published before environment.json existed
+                result.environment.append({"profile": profile, "what": "environment.json",
+                                           "old": "recorded" if old_env else "not recorded",
+                                           "new": "recorded" if new_env else "not recorded"})
+    result.cells = pd.DataFrame(rows, columns=["profile", "cell", "old_ms", "new_ms", "change",
+                                               "old_ci", "new_ci", "verdict", "reason"])
+    return result
+
+
+def _same_docs(a: Path, b: Path) -> bool:
+    return all((a / name).is_file() == (b / name).is_file() and
+               (not (a / name).is_file() or (a / name).read_bytes() == (b / name).read_bytes())
+               for name in ("results.csv", "environment.json"))
+
+
+def _ci(row: Any) -> str:
+    if row is None or pd.isna(getattr(row, "latency_ms_median_ci95_low", float("nan"))):
+        return ""
+    return f"{row.latency_ms_median_ci95_low:.2f}-{row.latency_ms_median_ci95_high:.2f}"
+
+
+def _ms(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def _md(rows: list[dict[str, Any]]) -> str:
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def _cell_table(frame: pd.DataFrame) -> str:
+    return _md([{"Profile": r.profile, "Cell": r.cell, "old ms": _ms(r.old_ms),
+                 "old 95 % CI": r.old_ci, "new ms": _ms(r.new_ms), "new 95 % CI": r.new_ci,
+                 "change": "" if pd.isna(r.change) else f"{100 * r.change:+.1f} %",
+                 "verdict": r.verdict + (f": {r.reason}" if r.reason else "")}
+                for r in frame.itertuples()])
+
+
+def render(result: Comparison, threshold: float) -> str:
+    cells = result.cells
+    regressed = cells[cells.verdict == "regressed"]
+    worst = (regressed.loc[regressed.change.astype(float).idxmax()] if not regressed.empty
+             else None)
+    counts = ", ".join(f"{result.count(v)} {v}" for v in VERDICTS if result.count(v))
+    lines = ["## Benchmark changes", "",
+             f"Profiles: {', '.join(result.profiles) or 'none'}. Cells: {counts or 'none'}."
+             + (f" Not measured again (docs unchanged): {', '.join(result.not_measured)}."
+                if result.not_measured else "")]
+    if worst is not None:
+        lines.append(f"Worst regression: {worst.cell} on {worst.profile}, {_ms(worst.old_ms)} -> "
+                     f"{_ms(worst.new_ms)} ms ({100 * worst.change:+.1f} %).")
+    lines.append(f"Accuracy beyond its gate: {len(result.accuracy)}. Parity worse: "
+                 f"{len(result.parity)}. Environment changes: {len(result.environment)}.")
+    lines += ["", f"A latency change counts only when it exceeds {100 * threshold:g} % **and** "
+              "the two medians' 95 % confidence intervals do not overlap; all latencies are the "
+              "network alone (input on the device, outputs left there, synchronized).", ""]
+    changed = cells[~cells.verdict.isin(QUIET)]
+    if not changed.empty:
+        lines += ["### Latency", "", _cell_table(changed)]
+    if result.accuracy:
+        lines += ["### Accuracy beyond its gate", "", _md(
+            [{"Profile": a["profile"], "Cell": a["cell"], "Metric": a["metric"],
+              "old": format(a["old"], METRIC_FORMATS.get(a["metric"], ".3f")),
+              "new": format(a["new"], METRIC_FORMATS.get(a["metric"], ".3f")),
+              "change": format(a["change"], "+" + METRIC_FORMATS.get(a["metric"], ".3f")),
+              "gate": f"{a['gate']:g}"} for a in result.accuracy])]
+    if result.parity:
+        lines += ["### Parity worse than before", "", _md(
+            [{"Profile": p["profile"], "Cell": p["cell"], "Measure": p["measure"],
+              "old": f"{p['old']:.6f}", "new": f"{p['new']:.6f}"} for p in result.parity])]
+    if result.environment:
+        lines += ["### Environment changes", "", _md(
+            [{"Profile": e["profile"], "What": e["what"], "old": e["old"], "new": e["new"]}
+             for e in result.environment])]
+    unchanged = cells[cells.verdict.isin(QUIET)]
+    if not unchanged.empty:
+        lines += [f"<details><summary>Unchanged within noise, or still skipped "
+                  f"({len(unchanged)} cells)</summary>", "", _cell_table(unchanged),
+                  "</details>", ""]
+    body = "\n".join(lines)
+    if len(body) > GITHUB_BODY_LIMIT:
+        cut = body[:GITHUB_BODY_LIMIT].rsplit("\n", 1)[0]
+        body = cut + "\n\n(cut at GitHub's size limit; the docs in this pull request have "\
+            "every number)\n"
+    return body

@@ -1,0 +1,127 @@
+"""`runtime: docker` against a real Docker engine: image names, and each error a user can meet.
+
+The engine here has no NVIDIA runtime, so the GPU request is answered as on any engine without
+the NVIDIA Container Toolkit; a GPU itself cannot be given to a container on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploybench.cli import main
+from deploybench.container.image import ImageSpec, docker_client, find_image
+from deploybench.container.run import run_step
+from deploybench.errors import UserError
+
+from .docker_engine import REPO, ensure_engine
+
+DEPLOYBENCH = str(Path(sys.executable).with_name("deploybench"))
+
+
+def test_image_name_is_the_hash_of_what_it_is_built_from(tmp_path: Path) -> None:
+    copy = tmp_path / "tree"
+    for entry in ("docker", "envs", "src", "workflow/schemas", "pyproject.toml"):
+        source = REPO / entry
+        if source.is_dir():
+            shutil.copytree(source, copy / entry, ignore=shutil.ignore_patterns(
+                "__pycache__", "*.egg-info", "wheelhouse"))
+        else:
+            shutil.copy2(source, copy / entry)
+    cpu = ImageSpec("cpu")
+    assert cpu.name(copy) == cpu.name(REPO)  # the same files: the same name, no rebuild
+    assert cpu.name().startswith("deploybench-cpu:") and len(cpu.name().split(":")[1]) == 16
+    assert ImageSpec("cpu", "debian:local").name(copy) != cpu.name(copy)
+    assert ImageSpec("gpu").name(copy) != cpu.name(copy)
+    (copy / "docker" / "README.md").write_text("not part of the image\n")
+    assert cpu.name(copy) == cpu.name(REPO)
+    with (copy / "envs" / "requirements.txt").open("a") as f:
+        f.write("# a changed requirement set\n")
+    assert cpu.name(copy) != cpu.name(REPO)  # any change to what it is built from: a new name
+
+
+def test_unreachable_engine_says_how_to_start_it(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert main(["container", "--target", "cpu", "--", "deploybench", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the Docker engine" in err and "start it" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run the client as an unprivileged user")
+def test_socket_not_permitted_says_which_group() -> None:
+    ensure_engine()
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          DEPLOYBENCH, "container", "--target", "cpu", "--", "true"],
+                         capture_output=True, text=True, timeout=120, cwd="/tmp")
+    assert run.returncode == 2, run.stderr
+    assert "not permitted to use the Docker engine" in run.stderr
+    assert "docker` group" in run.stderr
+
+
+def test_missing_image_says_how_to_build_it() -> None:
+    ensure_engine()
+    with pytest.raises(UserError, match=r"not found.*deploybench image build --target cpu "
+                                        r"--base deploybench-test:absent"):
+        find_image(docker_client(), ImageSpec("cpu", "deploybench-test:absent"))
+
+
+def test_image_not_matching_its_pin(cpu_image: tuple[str, str]) -> None:
+    """An image under the expected name whose content hash is another one is refused."""
+    client = docker_client()
+    spec = ImageSpec("cpu", "deploybench-test:pin")
+    client.images.get(cpu_image[1]).tag(spec.name())  # the base: no deploybench label at all
+    try:
+        with pytest.raises(UserError, match="does not match its pin: its label "
+                                            "io.deploybench.context-sha256 is absent"):
+            find_image(client, spec)
+    finally:
+        client.images.remove(spec.name())
+
+
+def test_gpu_request_without_nvidia_runtime(cpu_image: tuple[str, str], tmp_path: Path,
+                                            capfd: pytest.CaptureFixture[str]) -> None:
+    """The engine's own answer is translated, and the step runs without the GPU: its cell is
+    skipped with that reason, as on a machine with no GPU."""
+    code = run_step(["python3", "-c", "import os; print(os.environ['DEPLOYBENCH_NO_GPU'])",
+                     "--device", "cuda"], ImageSpec("cpu", cpu_image[1]), workdir=tmp_path)
+    out, err = capfd.readouterr()
+    assert code == 0
+    assert "could not select device driver" in err and "NVIDIA Container Toolkit" in out
+
+
+def test_killed_container_fails_with_the_reason_and_no_partial_output(
+        cpu_image: tuple[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results" / "cell.json"
+    write_partial = (f"open({str(out.parent / '.cell.json.x1.tmp')!r}, 'w').write('half'); "
+                     f"open({str(out)!r}, 'w').write('half');")
+    spec = ImageSpec("cpu", cpu_image[1])
+    killed = run_step(["python3", "-c", write_partial + " import os, signal; "
+                       "os.kill(os.getpid(), signal.SIGKILL)", "--out", str(out)], spec,
+                      workdir=tmp_path)
+    assert killed == 137 and "killed by SIGKILL" in capfd.readouterr().err
+    assert not out.exists() and not list(out.parent.glob(".cell.json.*"))
+    oom = run_step(["python3", "-c", write_partial + " x = bytearray(1 << 30); x[::4096] = "
+                    "b'1' * len(x[::4096])", "--out", str(out)], spec, memory="64m",
+                   workdir=tmp_path)
+    err = capfd.readouterr().err
+    assert oom == 137 and "ran out of memory (OOMKilled)" in err, err
+    assert not out.exists() and not list(out.parent.glob(".cell.json.*"))
+
+
+def test_exit_code_and_output_pass_through(cpu_image: tuple[str, str], tmp_path: Path,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """The step's own exit code and output reach the job; the tree is read-only but results/."""
+    code = run_step(["sh", "-c", f"id -u; touch {tmp_path}/results/ok; "
+                    f"touch {tmp_path}/forbidden; exit 3"],
+                    ImageSpec("cpu", cpu_image[1]), workdir=tmp_path)
+    out, err = capfd.readouterr()
+    assert code == 3 and out.splitlines()[0] == str(os.getuid())
+    assert (tmp_path / "results" / "ok").is_file() and not (tmp_path / "forbidden").exists()
+    assert "Read-only file system" in out + err
