@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The images workflow's step (.github/workflows/images.yml): build the pinned image of TARGET
+# (default gpu) unless its content-hash name exists, and record name, id and repo digests in
+# artifacts/images.json (and the job summary on GitHub). DOCKER_BASE replaces the pinned base.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${TARGET:-gpu}
+bash envs/setup-host.sh
+export PATH="$PWD/.venv-host/bin:$PATH"
+args=(--target "$target")
+[ -n "${DOCKER_BASE:-}" ] && args+=(--base "$DOCKER_BASE")
+deploybench image build "${args[@]}"
+name=$(deploybench image name "${args[@]}")
+mkdir -p artifacts
+docker image inspect "$name" --format \
+  '{"name": "{{index .RepoTags 0}}", "id": "{{.Id}}", "repo_digests": {{json .RepoDigests}}, "labels": {{json .Config.Labels}}}' \
+  > artifacts/images.json
+cat artifacts/images.json
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  printf '### Image\n\n```json\n%s\n```\n' "$(cat artifacts/images.json)" >> "$GITHUB_STEP_SUMMARY"
+fi
