@@ -25,9 +25,8 @@ DOCKERFILE = "docker/Dockerfile"
 CONTEXT = ("docker/Dockerfile", "docker/system-packages.sh", "docker/install-stack.sh",
            "envs", "pyproject.toml", "src", "workflow/schemas")
 LABEL_HASH = "io.deploybench.context-sha256"
-TARGETS = ("cpu", "gpu")
-# mmcv 2.1.0's own requirements: it is installed from a wheel built on the host, and
-# `pip download` of the rest must bring what it needs.
+# mmcv 2.1.0's own requirements: it is installed from a wheel built on the host, and the
+# wheelhouse must hold what it needs.
 MMCV_REQUIREMENTS = ("addict", "mmengine", "numpy", "packaging", "Pillow", "pyyaml", "yapf",
                      "opencv-python")
 
@@ -61,21 +60,24 @@ def _context_files(root: Path) -> list[Path]:
     for entry in CONTEXT:
         path = root / entry
         if path.is_dir():
-            files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                      and not p.name.endswith((".pyc", ".egg-info")) and ".egg-info" not in
-                      str(p)]
+            files += [p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".pyc")
+                      and not any(part == "__pycache__" or part.endswith(".egg-info")
+                                  for part in p.parts)]
         elif path.is_file():
             files.append(path)
     return sorted(files)
 
 
 def pinned_arg(name: str, root: Path = REPO) -> str:
-    """A pinned default from the Dockerfile's header comments (`# NAME=value`) or ARG lines."""
+    """A pinned default of the Dockerfile (its `ARG NAME=value` line)."""
     for line in (root / DOCKERFILE).read_text().splitlines():
-        for prefix in (f"ARG {name}=", f"# {name}="):
-            if line.startswith(prefix):
-                return line.removeprefix(prefix).strip()
+        if line.startswith(f"ARG {name}="):
+            return line.removeprefix(f"ARG {name}=").strip()
     raise UserError(f"{DOCKERFILE} pins no {name}")
+
+
+class ImageMissing(UserError):
+    """No image of the expected name exists on the engine: build it."""
 
 
 def docker_client() -> Any:
@@ -100,26 +102,27 @@ def docker_client() -> Any:
     return client
 
 
-def find_image(client: Any, spec: ImageSpec) -> Any:
-    """The image named for `spec`, checked against its pin; a UserError when it is missing or
-    does not match."""
+def find_image(client: Any, spec: ImageSpec) -> tuple[str, Any]:
+    """(name, image) of the image named for `spec`, checked against its pin; a UserError when
+    it is missing or does not match."""
     import docker
 
-    name = spec.name()
+    expected = spec.context_hash()
+    name = f"deploybench-{spec.target}:{expected[:16]}"
     try:
         image = client.images.get(name)
     except docker.errors.ImageNotFound:
         base = f" --base {spec.base}" if spec.base else ""
-        raise UserError(f"image {name} not found: the {spec.target} image of this checkout has "
+        raise ImageMissing(f"image {name} not found: the {spec.target} image of this checkout has "
                         f"not been built on this engine; build it with `deploybench image build "
                         f"--target {spec.target}{base}` (or `make image`)") from None
     found = (image.labels or {}).get(LABEL_HASH, "")
-    if found != spec.context_hash():
+    if found != expected:
         raise UserError(f"image {name} ({image.id}) does not match its pin: its label "
                         f"{LABEL_HASH} is {found or 'absent'}, this checkout's files hash to "
-                        f"{spec.context_hash()}; remove it (`docker rmi {name}`) and build it "
+                        f"{expected}; remove it (`docker rmi {name}`) and build it "
                         f"again with `deploybench image build --target {spec.target}`")
-    return image
+    return name, image
 
 
 def fill_wheelhouse(wheelhouse: Path, python: str = sys.executable) -> None:
@@ -153,13 +156,13 @@ def build_image(spec: ImageSpec, wheelhouse: Path | None = None) -> tuple[str, s
     from deploybench.provenance import git_commit
 
     client = docker_client()
-    name = spec.name()
     try:
-        image = find_image(client, spec)
+        name, image = find_image(client, spec)
         return name, image.id, False
-    except UserError as err:
-        if "not found" not in str(err):
-            raise
+    except ImageMissing:
+        pass
+    expected = spec.context_hash()
+    name = f"deploybench-{spec.target}:{expected[:16]}"
     house = REPO / "docker" / "wheelhouse"
     if house.exists():
         shutil.rmtree(house)
@@ -175,7 +178,7 @@ def build_image(spec: ImageSpec, wheelhouse: Path | None = None) -> tuple[str, s
             else:
                 shutil.copy2(wheel, house)
     args = spec.build_args() | {"GIT_COMMIT": git_commit(REPO),
-                                "CONTEXT_SHA256": spec.context_hash()}
+                                "CONTEXT_SHA256": expected}
     try:
         for chunk in client.api.build(path=str(REPO), dockerfile=DOCKERFILE, tag=name,
                                       buildargs=args, rm=True, forcerm=True, decode=True):

@@ -29,7 +29,6 @@ WRITABLE = ("results", "resources", "reports")
 # Environment a step's timing depends on, passed through unchanged.
 PASSED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
               "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "TORCHINDUCTOR_CACHE_DIR")
-OUTPUT_FLAGS = ("--out", "--onnx", "--artifact")
 NO_GPU_RUNTIME = 'could not select device driver'
 
 
@@ -87,8 +86,7 @@ def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
         raise UserError("deploybench container: give the command to run after `--`")
     workdir = (workdir or Path.cwd()).resolve()
     client = docker_client()
-    image = find_image(client, spec)
-    name = spec.name()
+    name, image = find_image(client, spec)
     digests = image.attrs.get("RepoDigests") or []
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env |= {IMAGE_ENV["image"]: name, IMAGE_ENV["image_id"]: image.id,
