@@ -2,11 +2,21 @@
 # Rules are thin: each runs one `deploybench <step>` command; the logic lives in src/deploybench.
 import os
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from deploybench.config import Plan, container_prefix, validate
+from deploybench.config import NAME_PATTERN, Plan, container_prefix, read_yaml, validate
 from deploybench.errors import UserError
+from deploybench.fetch import verify_fetched
+from deploybench.watchdog import clear_stale_locks, export_for_jobs
+
+# Snakemake's own message for a YAML error names no line: read the file here first.
+try:
+    if Path("config.yaml").exists():
+        read_yaml("config.yaml")
+except UserError as err:
+    raise WorkflowError(str(err)) from None
 
 
 configfile: "config.yaml"
@@ -18,6 +28,23 @@ except UserError as err:
     raise WorkflowError(str(err)) from None
 
 PLAN = Plan(config)
+try:
+    verify_fetched(
+        PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")
+    )
+except UserError as err:
+    raise WorkflowError(str(err)) from None
+
+
+# As the schema's names: a wildcard never spans a directory or holds a shell character.
+wildcard_constraints:
+    model=NAME_PATTERN,
+    dataset=NAME_PATTERN,
+
+
+# A job whose Snakemake dies stops too (no orphan keeps the machine busy).
+export_for_jobs()
+clear_stale_locks()
 # Rules call the `deploybench` installed beside the Python that runs this Snakemake.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 if config["runtime"] == "docker":

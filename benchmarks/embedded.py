@@ -26,9 +26,10 @@ class Exported:
 
 
 @contextmanager
-def exported(model: str) -> Iterator[Exported]:
+def exported(model: str, num_train: int = 1, num_val: int = 2) -> Iterator[Exported]:
     """`model` (a fixture name, e.g. rtmdet_tiny_shapes) exported at its own input shape, in a
-    temporary directory that lives as long as the context."""
+    temporary directory that lives as long as the context, with a synthetic dataset of the
+    default's seed."""
     from deploybench.data.synthetic import SyntheticSpec, generate
     from deploybench.export.onnx_export import export_onnx
     from deploybench.models.adapter import load_adapter
@@ -36,7 +37,8 @@ def exported(model: str) -> Iterator[Exported]:
     config = REPO / f"fixtures/configs/{model}.py"
     checkpoint = REPO / f"fixtures/checkpoints/{model}.pth"
     with TemporaryDirectory() as tmp:
-        data = generate(Path(tmp) / "shapes", SyntheticSpec(seed=0, num_train=1, num_val=2))
+        data = generate(Path(tmp) / "shapes", SyntheticSpec(seed=0, num_train=num_train,
+                                                                    num_val=num_val))
         adapter = load_adapter(config, checkpoint)
         _, batch, samples = next(adapter.batches(adapter.dataset(data)))
         onnx = Path(tmp) / f"{model}.onnx"

@@ -1,79 +1,140 @@
-"""Harness fidelity: does deploybench's timing add anything to what it times?
+"""Harness fidelity: does deploybench time exactly the work, no more and no less, per backend?
 
-In one process, on the embedded detector with ONNX Runtime (CPU EP, fp32), interleave rounds of
-(a) deploybench's own timing path (runner.run + synchronize through `time_calls`, the measure
-step's code) and (b) a bare loop over `session.run` with the same input, and print the ratio of
-their medians. Target: <= 1.02.
+For each CPU backend, on the embedded detector at its benchmarked shape and the pipeline's thread
+setting, interleave rounds of
+(a) the real measure step, `deploybench measure` as a subprocess (no stage breakdown), and
+(b) the backend's own reference timer on the same artifact, in a fresh process:
+    - ONNX Runtime: a bare `session.run` loop with the pipeline's session options (the pip wheel
+      ships no `onnxruntime_perf_test`);
+    - OpenVINO: its `benchmark_app` (sync API, one stream, the same threads, f32), median latency;
+    - PyTorch: a bare loop over the model's tensor-mode network under `torch.no_grad()`;
+    - TorchScript: the same network traced, then a bare loop;
+and print, per backend, the ratio of the two medians (a / b) for every round and their median.
+Two-sided target: 0.97 to 1.03. Above: the harness adds work; below: it leaves work out (a call
+that returns before the work is done, an input cached on the device, outputs never made).
 
-    .venv/bin/python benchmarks/harness_fidelity.py [--rounds 10] [--seconds 2]
+    .venv/bin/python benchmarks/harness_fidelity.py [--backends ...] [--rounds 3] [--seconds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
 import numpy as np
-from embedded import exported
+from embedded import REPO, exported
 
+MODEL = "rtmdet_tiny_shapes"
+TARGET = (0.97, 1.03)
 
-def bare_loop(session, feed: dict, seconds: float) -> list[float]:
-    samples: list[float] = []
+# Each bare loop: warm up for a second, then time `seconds`; print the median in ms.
+LOOP = """
+import sys, time, numpy as np
+def loop(call, seconds):
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter_ns()
-        session.run(None, feed)
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return samples
+    while time.perf_counter() - start < 1.0:
+        call()
+    samples = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(samples) < 20:
+        t0 = time.perf_counter_ns(); call(); samples.append((time.perf_counter_ns() - t0) / 1e6)
+    print("MEDIAN_MS", float(np.median(samples)))
+"""
+ORT = LOOP + """
+import onnxruntime as ort
+from deploybench.backends.onnxruntime import session_options
+onnx, batch = sys.argv[1], np.load(sys.argv[2])
+threads, seconds = int(sys.argv[3]), float(sys.argv[4])
+options = session_options(threads)
+session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+feed = {session.get_inputs()[0].name: batch}
+loop(lambda: session.run(None, feed), seconds)
+"""
+TORCH = LOOP + """
+import torch
+from deploybench.models.adapter import load_adapter
+config, checkpoint, batch, threads, seconds, trace = sys.argv[1:7]
+torch.set_num_threads(int(threads))
+network = load_adapter(config, checkpoint).network
+x = torch.from_numpy(np.load(batch))
+with torch.no_grad():
+    if trace == "1":
+        network = torch.jit.trace(network, x, check_trace=False)
+    loop(lambda: network(x), float(seconds))
+"""
+
+
+def ours(model, backend: str, threads: int, seconds: float, work: Path) -> float:
+    args = [str(Path(sys.executable).with_name("deploybench")), "measure", "--model", MODEL,
+            "--task", "detection", "--config", str(model.config), "--checkpoint",
+            str(model.checkpoint), "--data", str(model.data), "--input-shape",
+            *map(str, model.batch.shape[2:]), "--backend", backend, "--precision", "fp32",
+            "--threads", str(threads), "--warmup-seconds", "1", "--min-seconds", str(seconds),
+            "--stage-images", "0", "--out", str(work / "measure.json")]
+    if backend in ("onnxruntime", "openvino"):
+        args += ["--artifact", str(model.onnx)]
+    subprocess.run(args, check=True, capture_output=True, cwd=REPO)
+    return json.loads((work / "measure.json").read_text())["latency_ms"]["median"]
+
+
+def reference(model, backend: str, threads: int, seconds: float, batch: Path) -> float:
+    python = sys.executable
+    if backend == "onnxruntime":
+        command = [python, "-c", ORT, str(model.onnx), str(batch), str(threads), str(seconds)]
+    elif backend == "openvino":
+        command = [str(Path(python).with_name("benchmark_app")), "-m", str(model.onnx), "-d",
+                   "CPU", "-api", "sync", "-nstreams", "1", "-nthreads", str(threads),
+                   "-hint", "none", "-infer_precision", "f32", "-t", str(int(seconds))]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return float(re.search(r"Median:\s+([0-9.]+) ms", out).group(1))
+    else:
+        command = [python, "-c", TORCH, str(model.config), str(model.checkpoint), str(batch),
+                   str(threads), str(seconds), "1" if backend == "torchscript" else "0"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO).stdout
+    return float(re.search(r"MEDIAN_MS ([0-9.]+)", out).group(1))
 
 
 def main() -> int:
-    from deploybench.cell import CellInputs, open_cell
-    from deploybench.measure.timing import StoppingRule, time_calls
     from deploybench.provenance import cpu_model, usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=2.0, help="per round and side")
+    parser.add_argument("--backends", nargs="+",
+                        default=["pytorch", "torchscript", "onnxruntime", "openvino"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed per round and side")
     parser.add_argument("--threads", type=int, default=usable_cores())
     args = parser.parse_args()
-
-    with exported("rtmdet_tiny_shapes") as model:
-        sample = model.batch
-        inputs = CellInputs(model.config, model.checkpoint, model.data, model.onnx,
-                            threads=args.threads)
-        with open_cell("onnxruntime", "fp32", inputs) as opened:
-            runner = opened.runner
-            array = np.ascontiguousarray(sample.numpy())
-            device_input = runner.to_device(array)
-
-            def call() -> None:  # exactly what the measure step times
-                runner.run(device_input)
-                runner.synchronize()
-
-            rule = StoppingRule(warmup_iters=5, warmup_seconds=0.5, min_iters=20,
-                                min_seconds=args.seconds)
-            feed = {runner.input_name: array}
-            bare_loop(runner.session, feed, 1.0)  # warm the session for the bare side too
-            ours, bare = [], []
+    print(f"CPU: {cpu_model()}, {args.threads} threads; {MODEL} fp32, {args.rounds} interleaved "
+          f"rounds of {args.seconds:g} s per side; target {TARGET[0]}-{TARGET[1]}")
+    verdicts = []
+    with exported(MODEL) as model, tempfile.TemporaryDirectory() as tmp:
+        batch = Path(tmp) / "batch.npy"
+        np.save(batch, np.ascontiguousarray(model.batch.numpy()))
+        for backend in args.backends:
+            ratios = []
             for i in range(args.rounds):
                 # Alternate which side goes first, so neither always follows the other.
-                sides = [("deploybench", lambda: time_calls(call, rule)),
-                         ("bare", lambda: bare_loop(runner.session, feed, args.seconds))]
-                for name, run in sides if i % 2 == 0 else sides[::-1]:
-                    (ours if name == "deploybench" else bare).append(float(np.median(run())))
-                print(f"round {i + 1:2d}: deploybench {ours[-1]:.3f} ms  bare {bare[-1]:.3f} ms"
-                      f"  ratio {ours[-1] / bare[-1]:.4f}")
-    ratio = float(np.median(ours) / np.median(bare))
-    print(f"\nCPU: {cpu_model()}, {args.threads} threads; onnxruntime CPU EP fp32, "
-          f"rtmdet_tiny_shapes 1x3x160x160, {args.rounds} interleaved rounds of "
-          f"{args.seconds:g} s per side")
-    print(f"median of round medians: deploybench {np.median(ours):.3f} ms, "
-          f"bare loop {np.median(bare):.3f} ms")
-    print(f"fidelity ratio (deploybench / bare): {ratio:.4f}  "
-          f"({'within' if ratio <= 1.02 else 'OUTSIDE'} the 1.02 target)")
-    return 0 if ratio <= 1.02 else 1
+                sides = [lambda b=backend: ours(model, b, args.threads, args.seconds, Path(tmp)),
+                         lambda b=backend: reference(model, b, args.threads, args.seconds,
+                                                     batch)]
+                first, second = (sides if i % 2 == 0 else sides[::-1])
+                a, b = first(), second()
+                mine, theirs = (a, b) if i % 2 == 0 else (b, a)
+                ratios.append(mine / theirs)
+                print(f"  {backend:12s} round {i + 1}: deploybench {mine:7.3f} ms  "
+                      f"reference {theirs:7.3f} ms  ratio {mine / theirs:.4f}", flush=True)
+            ratio = float(np.median(ratios))
+            inside = TARGET[0] <= ratio <= TARGET[1]
+            verdicts.append(inside)
+            print(f"{backend:12s} median ratio {ratio:.4f} (rounds {min(ratios):.4f}-"
+                  f"{max(ratios):.4f}): {'within' if inside else 'OUTSIDE'} {TARGET[0]}-"
+                  f"{TARGET[1]}", flush=True)
+    return 0 if all(verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploybench.config import Plan, model_args, validate
+from deploybench.config import Plan, model_args, read_yaml, validate
 from deploybench.errors import UserError
 
 from .conftest import DEFAULT_CONFIG, REPO
@@ -52,10 +52,11 @@ def test_only_combinations_a_backend_has_are_planned(config: dict) -> None:
         ("pytorch", "cpu", "fp32"), ("openvino", "cpu", "fp32"), ("openvino", "cpu", "int8"),
         ("pytorch", "cuda", "fp32"), ("pytorch", "cuda", "fp16"), ("tensorrt", "cuda", "fp32"),
         ("tensorrt", "cuda", "fp16"), ("tensorrt", "cuda", "int8")]
-    # TensorRT int8 and fp16 start from the QDQ and fp16 ONNX models, which are built too.
-    assert ("rtmdet_tiny_shapes", "160x160", "onnxruntime", "cpu", "int8") in plan.builds()
+    # TensorRT int8 and fp16 start from a symmetric int8 QDQ model and the fp16 ONNX model,
+    # which are built too.
+    assert ("rtmdet_tiny_shapes", "160x160", "qdq", "cpu", "int8") in plan.builds()
     assert plan.build_source("m", "160x160", "tensorrt", "cuda", "int8").endswith(
-        "m/160x160/onnxruntime-int8.onnx")
+        "m/160x160/tensorrt-int8-qdq.onnx")
     assert ("rtmdet_tiny_shapes", "160x160", "onnxruntime", "cuda", "fp16") in plan.builds()
     assert len(plan.builds()) == 6
 
@@ -184,5 +185,62 @@ def test_cells_this_machine_cannot_run_are_one_job(config: dict) -> None:
     # TensorRT engines (and their records) are skipped builds; the int8 QDQ model is not.
     assert any(p.endswith("160x160/tensorrt-int8.engine") for p in outputs)
     assert not any("onnxruntime-int8" in p for p in outputs)
+    # ... and so is the symmetric QDQ model TensorRT int8 is built from: made only where
+    # TensorRT int8 runs.
+    assert any(p.endswith("160x160/tensorrt-int8-qdq.onnx") for p in outputs)
     assert set(unavailable.reasons(plan)) == {"onnxruntime/cuda/fp32", "tensorrt/cuda/fp32",
-                                              "tensorrt/cuda/int8"}
+                                              "tensorrt/cuda/int8", "qdq/cpu/int8"}
+
+
+@pytest.mark.parametrize("name", ["x; touch pwned", "../../etc", "a/b", "modèle", "with space",
+                                  "$(id)", ".hidden", ""])
+def test_unsafe_names_are_refused(config: dict, name: str) -> None:
+    """Names become paths and job arguments: only plain identifiers pass, named in the error."""
+    config["models"][name] = config["models"].pop("rtmdet_tiny_shapes")
+    with pytest.raises(UserError, match=r"models: key .* is not valid; expected a name of ASCII"):
+        validate(config)
+    with pytest.raises(UserError, match=r"profile: value '\.\.' is not valid"):
+        validate({**copy.deepcopy(DEFAULT_CONFIG), "profile": ".."})
+
+
+def test_name_pattern_is_the_schemas() -> None:
+    from deploybench.config import NAME_PATTERN, SCHEMA_PATH
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    assert schema["$defs"]["name"]["pattern"] == f"^{NAME_PATTERN}$"
+
+
+def test_paths_stay_in_the_working_tree(config: dict) -> None:
+    config["build"]["tensorrt_timing_cache"] = "/etc/passwd"
+    with pytest.raises(UserError, match=r"build\.tensorrt_timing_cache: value '/etc/passwd'"):
+        validate(config)
+    config["build"]["tensorrt_timing_cache"] = "../../cache"
+    with pytest.raises(UserError, match=r"tensorrt_timing_cache"):
+        validate(config)
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["models"]["rtmdet_tiny_shapes"]["config"] = "../outside.py"
+    with pytest.raises(UserError, match=r"models\.rtmdet_tiny_shapes\.config: \.\./outside\.py "
+                                        r"leads outside the working directory"):
+        validate(config)
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["datasets"]["shapes"] = {"kind": "directory", "path": "../../data"}
+    with pytest.raises(UserError, match=r"datasets\.shapes\.path: .* leads outside"):
+        validate(config)
+
+
+def test_a_matrix_entry_that_plans_nothing_is_an_error(config: dict) -> None:
+    config["matrix"].update(backends=["pytorch"], devices=["cpu"], precisions=["int8"])
+    with pytest.raises(UserError, match=r"matrix\.backends: pytorch plans no cell with devices "
+                                        r"\['cpu'\] and precisions \['int8'\]; pytorch has cpu: "
+                                        r"fp32; cuda: fp32, fp16"):
+        validate(config)
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    from deploybench.cli import main
+
+    bad = tmp_path / "overlay.yaml"
+    bad.write_text("models:\n  a: [1, 2\n  b: 3\n")
+    with pytest.raises(UserError, match=r"overlay\.yaml, line 3, column 4: not valid YAML"):
+        read_yaml(bad)
+    assert main(["check-config", str(REPO / "config.yaml"), str(bad)]) == 2

@@ -138,3 +138,51 @@ def test_missing_file_and_bad_scheme(tmp_path: Path) -> None:
         fetch((tmp_path / "nope.pth").as_uri(), "0" * 64, tmp_path / "x.pth")
     with pytest.raises(UserError, match="unsupported scheme 'ftp'"):
         fetch("ftp://example.invalid/x", "0" * 64, tmp_path / "x.pth")
+
+
+def test_a_broken_checkpoint_is_named_at_fetch(tmp_path: Path) -> None:
+    """A truncated (or corrupted) checkpoint whose checksum was made from the broken file: one
+    clear error at fetch, and nothing in place, instead of a traceback in every step."""
+    from deploybench.fetch import check_checkpoint
+
+    from .conftest import checkpoint_path
+
+    good = checkpoint_path("fast_scnn_shapes").read_bytes()
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good[: len(good) // 2])
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(bytes(flipped))
+    for source, why in ((truncated, "neither a zip-format"), (corrupt, "fails its CRC")):
+        out = tmp_path / "resources" / source.name
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        with pytest.raises(UserError, match=why):
+            fetch(source.as_uri(), digest, out, check=check_checkpoint)
+        assert not out.exists() and not list(out.parent.glob("*.part"))
+    fetch(checkpoint_path("fast_scnn_shapes").as_uri(), hashlib.sha256(good).hexdigest(),
+          tmp_path / "ok.pth", check=check_checkpoint)
+
+
+def test_a_checkpoint_swapped_after_fetch_is_refused(tmp_path: Path) -> None:
+    """Checked twice: by the Snakefile before any job (remembered by size and mtime), and
+    where the checkpoint is loaded, on the bytes that are loaded."""
+    from deploybench.fetch import verify_fetched
+    from deploybench.models.loading import load_weights
+
+    from .conftest import checkpoint_path
+
+    source = checkpoint_path("fast_scnn_shapes")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    fetched = tmp_path / "fast.pth"
+    fetched.write_bytes(source.read_bytes())
+    cache = tmp_path / ".verified.json"
+    verify_fetched({fetched: digest}, cache)
+    assert load_weights(fetched, sha256=digest)
+    fetched.write_bytes(checkpoint_path("rtmdet_tiny_shapes").read_bytes())
+    with pytest.raises(UserError, match=r"(?s)fetched files changed since their fetch.*fast\.pth"):
+        verify_fetched({fetched: digest}, cache)
+    with pytest.raises(UserError, match="changed since it was fetched"):
+        load_weights(fetched, sha256=digest)
+    with pytest.raises(UserError, match="needs the file's sha256"):
+        load_weights(fetched, allow_pickle=True)

@@ -41,12 +41,22 @@ def test_detection_agreement_matches_label_and_iou() -> None:
     assert result["reference_boxes"] == 2
     assert result["boxes_matched"] == 0.5
     assert result["mean_score_diff"] == pytest.approx(0.05)
+    # The other way: of the cell's two confident boxes, the wrongly labelled one is not in the
+    # reference.
+    assert (result["cell_boxes"], result["cell_boxes_matched"]) == (2, 0.5)
+    # Boxes a backend adds are seen, though every reference box is found.
+    extra = det([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], [0.9, 0.8, 0.7], [0, 1, 1])
+    both = compare("detection", [([], extra)], [([], ref)], [])
+    assert both["boxes_matched"] == 1.0 and both["cell_boxes_matched"] == pytest.approx(2 / 3)
     # One cell box cannot match two reference boxes.
     ref2 = det([[0, 0, 10, 10], [0, 0, 10, 9]], [0.9, 0.8], [0, 0])
     cell2 = det([[0, 0, 10, 10]], [0.9], [0])
     assert compare("detection", [([], cell2)], [([], ref2)], [])["boxes_matched"] == 0.5
     empty = compare("detection", [([], det([], [], []))], [([], ref)], [])
     assert empty["boxes_matched"] == 0.0
+    # Over no confident reference box the share is undefined (n/a), not 100 %.
+    none = compare("detection", [([], cell)], [([], det([[0, 0, 5, 5]], [0.1], [0]))], [])
+    assert none["reference_boxes"] == 0 and none["boxes_matched"] is None
 
 
 def test_segmentation_agreement() -> None:

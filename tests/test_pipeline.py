@@ -91,14 +91,50 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert (work / "logs" / "measure" / "bad_shape" / "128x128" / "cpu"
             / "pytorch-fp32-b1-r1.log").is_file()
 
-    # Without the broken model the run succeeds; only the report is rebuilt.
+    # Without the broken model the run succeeds; only the report is rebuilt. The published
+    # docs keep the broken model's rows (a run removes nothing it did not re-measure).
     good_models = all_models[:2]
     run = snakemake(work, reduced_config(good_models))
     assert run.returncode == 0, run.stderr[-3000:]
     md = re.sub(r" +", " ", (work / "reports" / "ci" / "benchmark.md").read_text())
     csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
-    assert set(csv.status) == {"ok", "skipped"} and "bad_shape" not in md
+    assert set(csv[csv.model != "bad_shape"].status) == {"ok", "skipped"}
+    assert set(csv[csv.model == "bad_shape"].status) == {"failed", "skipped"}
     assert "| rtmdet_tiny_shapes | detection | 1x3x160x160 |" in md
+    published = csv[csv.status == "ok"].set_index(["model", "resolution", "backend", "precision"])
+
+    # A subset config (one model, one backend) rewrites the docs without losing a row.
+    subset = reduced_config(["fast_scnn_shapes"])
+    subset["matrix"]["backends"] = ["onnxruntime"]
+    run = snakemake(work, subset)
+    assert run.returncode == 0, run.stderr[-3000:]
+    after = pd.read_csv(work / "reports" / "ci" / "results.csv")
+    assert len(after) == len(csv)
+    kept = after[after.status == "ok"].set_index(["model", "resolution", "backend", "precision"])
+    assert kept.latency_ms_median.equals(published.latency_ms_median)
+
+    # A failing re-measurement (the export broken under a new run key) keeps the last good
+    # numbers and shows the failure beside them; the cells that ran are updated.
+    broken = {**subset, "run": "broken"}
+    broken["matrix"]["backends"] = ["pytorch", "onnxruntime"]
+    run = snakemake(work, broken, "--until", "export_onnx")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (work / "results" / "ci" / "broken" / "export" / "fast_scnn_shapes" / "192x192.onnx"
+     ).write_bytes(b"not an onnx model")
+    run = snakemake(work, broken, "--keep-going")
+    assert run.returncode != 0
+    last = pd.read_csv(work / "reports" / "ci" / "results.csv")
+    assert len(last) == len(csv)
+    ort = last[(last.model == "fast_scnn_shapes") & (last.backend == "onnxruntime")
+               & (last.device == "cpu")]
+    assert list(ort.status) == ["ok", "ok"] and ort.remeasure.str.contains("failed on").all()
+    assert ort.latency_ms_median.tolist() == kept.loc["fast_scnn_shapes"].loc[
+        "192x192"].loc["onnxruntime"].latency_ms_median.tolist()
+    pt = last[(last.model == "fast_scnn_shapes") & (last.backend == "pytorch")
+              & (last.device == "cpu")].iloc[0]
+    assert pt.run == "broken" and pd.isna(pt.remeasure)
+    md = re.sub(r" +", " ", (work / "reports" / "ci" / "benchmark.md").read_text())
+    assert "last good numbers kept | re-measurement failed on" in md
 
     # A second run right after has nothing to do ...
     run = snakemake(work, reduced_config(good_models), "-n")
@@ -122,3 +158,53 @@ def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
     assert run.returncode == 0, planned[-3000:]
     for rule in ("export_onnx", "measure", "evaluate", "report", "publish"):
         assert re.search(rf"\b{rule} +[0-9]+\b", planned), (rule, planned[-3000:])
+
+
+def _processes(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in cmdline and "deploybench measure" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_path: Path
+                                                                         ) -> None:
+    """kill -9 of Snakemake: its running measure job stops too (no orphan skewing the next
+    run's timing), and the next `snakemake` runs without --unlock or --rerun-incomplete."""
+    import os
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    config = reduced_config(["fast_scnn_shapes"])
+    config["matrix"].update(backends=["pytorch"], devices=["cpu"], precisions=["fp32"])
+    config["measure"].update(min_seconds=300.0, max_seconds=600.0, repeats=1)
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work),
+               "--configfile", str(path), "--cores", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not _processes(str(work)) and time.monotonic() < deadline:
+        assert proc.poll() is None, "snakemake ended before its measure job started"
+        time.sleep(1)
+    assert _processes(str(work)), "the measure job never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _processes(str(work)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes(str(work)), "the measure job outlived its Snakemake"
+    assert list((work / ".snakemake" / "locks").glob("*.lock"))  # the dead run's lock
+    # One command: the stale lock is cleared, the unfinished job planned again.
+    run = snakemake(work, config, "-n")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert "removed the lock of a Snakemake that is no longer running" in out
+    assert re.search(r"\bmeasure +1\b", out), out[-3000:]

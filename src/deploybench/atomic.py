@@ -62,3 +62,10 @@ def write_json(target: Path | str, data: Any) -> None:
 
 def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def save_array(target: Path | str, array: Any) -> None:
+    import numpy as np
+
+    with atomic_path(target, suffix=".npy") as tmp, tmp.open("wb") as f:
+        np.save(f, array)

@@ -26,6 +26,7 @@ class CellInputs:
     device: str = "cpu"
     threads: int = 1
     pipeline_shape: tuple[int, int] | None = None  # set the test pipeline to this [h, w]
+    checkpoint_sha256: str | None = None  # checked again where the checkpoint is loaded
 
 
 @dataclass
@@ -35,18 +36,12 @@ class OpenCell:
     runner: Runner
 
 
-def skip_reason(backend: str, precision: str, device: str) -> str:
-    """Empty when this machine can run the cell, else why not."""
-    ok, reason = get_backend(backend).available(precision, device)
-    return "" if ok else reason
-
-
 @contextlib.contextmanager
 def open_cell(backend: str, precision: str, inputs: CellInputs) -> Iterator[OpenCell]:
     # Pre- and post-processing run in torch whatever the backend: keep them to the same threads.
     torch.set_num_threads(inputs.threads)
     adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle,
-                           inputs.pipeline_shape)
+                           inputs.pipeline_shape, inputs.checkpoint_sha256)
     dataset = adapter.dataset(inputs.data_root)
     if len(dataset) == 0:
         raise UserError(f"dataset at {inputs.data_root} has no test images")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deploybench import watchdog
 from deploybench.errors import UserError
 from deploybench.provenance import usable_cores
 
@@ -23,9 +24,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from deploybench.fetch import fetch
+    from deploybench.fetch import check_checkpoint, fetch
 
-    fetch(args.url, args.sha256, args.out, retries=args.retries, backoff=args.backoff)
+    fetch(args.url, args.sha256, args.out, retries=args.retries, backoff=args.backoff,
+          check=check_checkpoint)
     print(f"fetched {args.url} -> {args.out} (sha256 verified)")
     return 0
 
@@ -52,15 +54,22 @@ def _cell_inputs(args: argparse.Namespace):
     threads = args.threads or usable_cores()
     artifact = Path(args.artifact) if getattr(args, "artifact", None) else None
     return CellInputs(Path(args.config), Path(args.checkpoint), Path(args.data), artifact,
-                      args.allow_pickle, args.device, threads, _pipeline_shape(args))
+                      args.allow_pickle, args.device, threads, _pipeline_shape(args),
+                      args.checkpoint_sha256)
+
+
+def _used(args: argparse.Namespace) -> dict[str, str | None]:
+    """The files a cell ran, recorded by their sha256 in its result's provenance."""
+    return {"checkpoint": args.checkpoint, "artifact": getattr(args, "artifact", None)}
 
 
 def _settings(args: argparse.Namespace, *keys: str) -> dict:
-    return {k: getattr(args, k) for k in ("config", "checkpoint", "input_shape",
-                                          "resize_pipeline", *keys)}
+    return {k: getattr(args, k) for k in ("config", "checkpoint", "checkpoint_sha256",
+                                          "input_shape", "resize_pipeline", *keys)}
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from deploybench.atomic import save_array
     from deploybench.cell import check_input_shape
     from deploybench.export.onnx_export import export_onnx
     from deploybench.models.adapter import load_adapter
@@ -68,18 +77,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     def body():
         adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
-                               _pipeline_shape(args))
-        _, sample, _ = next(adapter.batches(adapter.dataset(args.data), 1))
+                               _pipeline_shape(args), args.checkpoint_sha256)
+        dataset = adapter.dataset(args.data)
+        _, sample, _ = next(adapter.batches(dataset, 1))
         check_input_shape(_expected_shape(args), tuple(sample.shape))
+        if args.saved_input:
+            _, first, _ = next(adapter.batches(dataset, max(1, args.dynamic_batch)))
+            save_array(Path(args.saved_input), first.cpu().numpy())
         return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset,
                                                            args.dynamic_batch)}
 
     return run_step("export", _cell(args, "onnx", "fp32"), args.out,
-                    _settings(args, "opset", "dynamic_batch"), [args.config], body)
+                    _settings(args, "opset", "dynamic_batch"), [args.config], body,
+                    {"checkpoint": args.checkpoint, "artifact": args.onnx})
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from deploybench.cell import skip_reason
+    from deploybench.backends import skip_reason
     from deploybench.export.build import BuildOptions, build_artifact, placeholder
     from deploybench.models.adapter import load_adapter
     from deploybench.results import run_step
@@ -94,7 +108,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             placeholder(Path(args.artifact))
             return "skipped", reason, {}
         adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
-                               _pipeline_shape(args))
+                               _pipeline_shape(args), args.checkpoint_sha256)
         return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
                                         args.precision, Path(args.onnx), Path(args.artifact),
                                         options)
@@ -102,11 +116,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return run_step("build", _cell(args, args.backend, args.precision), args.out,
                     {**_settings(args, "backend", "device", "precision"),
                      **{k: str(v) if isinstance(v, Path) else v
-                        for k, v in options.__dict__.items()}}, [args.config], body)
+                        for k, v in options.__dict__.items()}}, [args.config], body,
+                    {"checkpoint": args.checkpoint, "source": args.onnx, "artifact": args.artifact})
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from deploybench.measure.run import measure_cell
+    from deploybench.measure.run import FILE_BACKENDS, measure_cell, measure_saved_input
     from deploybench.measure.timing import StoppingRule
     from deploybench.results import run_step
 
@@ -116,8 +131,15 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     settings = {**_settings(args, "backend", "precision", "batch", "device"),
                 "threads": args.threads or usable_cores(), "stopping_rule": rule.__dict__}
     settings["stage_images"] = args.stage_images
-    return run_step("measure", cell, args.out, settings, [args.config], lambda: measure_cell(
-        cell, _cell_inputs(args), rule, _expected_shape(args), args.stage_images))
+    if args.saved_input and args.stage_images == 0 and args.backend in FILE_BACKENDS:
+        def body():  # the model file on the export's saved input: no mmdet/mmseg to import
+            return measure_saved_input(cell, Path(args.artifact), Path(args.saved_input), rule,
+                                       settings["threads"])
+    else:
+        def body():
+            return measure_cell(cell, _cell_inputs(args), rule, _expected_shape(args),
+                                args.stage_images)
+    return run_step("measure", cell, args.out, settings, [args.config], body, _used(args))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -131,7 +153,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                             "parity_images", "parity_iou", "parity_score_threshold"),
                 "threads": args.threads or usable_cores()}
     return run_step("evaluate", cell, args.out, settings, [args.config], lambda: evaluate_cell(
-        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity))
+        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity), _used(args))
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -142,19 +164,22 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _gates(text: str | None) -> dict:
     import json
 
-    from deploybench.config import REPORT_FILES
-    from deploybench.report.build import build_report
-
     try:
-        tolerances = json.loads(args.gates) if args.gates else {}
+        return json.loads(text) if text else {}
     except json.JSONDecodeError as err:
         raise UserError(f"--gates is not JSON ({err}); give e.g. "
                         "'{\"bbox_mAP\": {\"int8\": 0.02}}'") from None
-    failed, outside = build_report(args.results, args.profile, Path(args.out_dir), tolerances,
-                                   args.run)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from deploybench.config import REPORT_FILES
+    from deploybench.report.build import build_report
+
+    failed, outside = build_report(args.results, args.profile, Path(args.out_dir),
+                                   _gates(args.gates), args.run)
     if args.after_failure:
         # Written outside a Snakemake job: date the docs back so the next run rebuilds them.
         for name in REPORT_FILES:
@@ -171,7 +196,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from deploybench.report.publish import publish
 
-    files = publish(Path(args.run_report), Path(args.to), Path(args.stamp) if args.stamp else None)
+    files = publish(Path(args.run_report), Path(args.to), Path(args.stamp) if args.stamp else None,
+                    args.profile, _gates(args.gates), args.run)
     print(f"published {', '.join(map(str, files))}")
     return 0
 
@@ -226,18 +252,16 @@ def _cmd_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_unavailable(args: argparse.Namespace) -> int:
-    import json
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from snakemake.utils import update_config
 
-    from deploybench.config import Plan, validate
-    from deploybench.unavailable import write_unavailable
+    from deploybench.config import Plan, read_yaml, validate
 
-    try:
-        config = json.loads(args.config_json)
-    except json.JSONDecodeError as err:
-        raise UserError(f"--config-json is not JSON ({err})") from None
-    count = write_unavailable(Plan(validate(config, source="--config-json")))
-    print(f"wrote {count} skipped records: cells and builds this machine cannot run")
+    merged: dict = {}
+    for path in args.files:  # merged as Snakemake merges --configfile overlays
+        update_config(merged, read_yaml(path))
+    plan = Plan(validate(merged, source=" + ".join(args.files)))
+    print(f"valid: {len(plan.cells())} cells of {len(plan.model_names)} models")
     return 0
 
 
@@ -256,6 +280,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    choices=("detection", "instance_segmentation", "segmentation"))
     p.add_argument("--config", required=True, help="the model's mmdet/mmseg config file")
     p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
+    p.add_argument("--checkpoint-sha256",
+                   help="check the checkpoint against this sha256 where it is loaded")
     p.add_argument("--allow-pickle", action="store_true",
                    help="load a full training checkpoint, not only weights")
     p.add_argument("--data", required=True, help="dataset root the model config reads")
@@ -307,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--dynamic-batch", type=int, default=0, metavar="MAX",
                    help="export a dynamic batch axis, for batches up to MAX (0: static, batch 1)")
+    p.add_argument("--saved-input", help="also save the first test images (as many as the "
+                                         "largest batch) through the test pipeline, as .npy")
     p.set_defaults(func=_cmd_export)
 
     p = steps.add_parser("build", help="build a backend artifact: int8/fp16 model, TensorRT engine")
@@ -337,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--stage-images", type=int, default=20,
                    help="test images timed end to end, stage by stage (0: none)")
+    p.add_argument("--saved-input", help="the export's saved input (.npy): with no stage "
+                                         "breakdown, a model file is timed on it directly")
     p.set_defaults(func=_cmd_measure)
 
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")
@@ -354,11 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
     p.set_defaults(func=_cmd_reference, device="cpu", backend="pytorch")
 
-    p = steps.add_parser("unavailable", help="write the records of every planned cell and "
-                         "build this machine cannot run, as skipped (one job for all)")
-    p.add_argument("--config-json", required=True,
-                   help="the pipeline config (validated), its profile resolved")
-    p.set_defaults(func=_cmd_unavailable)
+    p = steps.add_parser("check-config", help="check config files (YAML, schema, references) "
+                         "as Snakemake would merge them; errors name the file and line")
+    p.add_argument("files", nargs="+", help="config.yaml, then any --configfile overlays")
+    p.set_defaults(func=_cmd_check_config)
 
     p = steps.add_parser("report", help="merge result files into reports/<profile>/")
     p.add_argument("--profile", required=True)
@@ -392,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-report", required=True, help="the run's report directory")
     p.add_argument("--to", required=True, help="the published docs' directory")
     p.add_argument("--stamp", help="file to write once published (the DAG's target)")
+    p.add_argument("--profile", default="", help="the docs' title (default: --to's name)")
+    p.add_argument("--gates", help="accuracy gates as JSON, as for `report`")
+    p.add_argument("--run", default="local", help="the run's key (config `run`)")
     p.set_defaults(func=_cmd_publish)
 
     p = steps.add_parser("container", help="run one step in its pinned image (runtime: docker)")
@@ -425,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    watchdog.start()
     try:
         return args.func(args)
     except UserError as err:

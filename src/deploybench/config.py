@@ -25,6 +25,9 @@ ONNX_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino")
 # model (or from another artifact, the int8 QDQ model for TensorRT int8) by `deploybench build`.
 BUILDS: dict[tuple[str, str, str], str] = {
     ("onnxruntime", "cpu", "int8"): "onnxruntime-int8.onnx",
+    # Not a cell: the symmetric int8 QDQ model TensorRT int8 is built from (TensorRT takes only
+    # symmetric int8; ONNX Runtime's own CPU int8 model has asymmetric uint8 activations).
+    ("qdq", "cpu", "int8"): "tensorrt-int8-qdq.onnx",
     ("onnxruntime", "cuda", "fp16"): "onnxruntime-fp16.onnx",
     ("openvino", "cpu", "int8"): "openvino-int8.xml",
     ("tensorrt", "cuda", "fp32"): "tensorrt-fp32.engine",
@@ -32,7 +35,9 @@ BUILDS: dict[tuple[str, str, str], str] = {
     ("tensorrt", "cuda", "int8"): "tensorrt-int8.engine",
 }
 # What `deploybench report` writes and `deploybench publish` copies to reports/<profile>/.
-REPORT_FILES = ("benchmark.md", "results.csv", "environment.json")
+REPORT_FILES = ("benchmark.md", "results.csv", "environment.json", "records.jsonl")
+# The schema's `name` (models, datasets, profile, run) without its anchors.
+NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -56,8 +61,9 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 def _message(error: jsonschema.ValidationError) -> str:
     # "not valid under any of the given schemas" says nothing: say what the key takes instead.
-    if error.validator in ("oneOf", "anyOf") and "description" in error.schema:
-        return f"{error.instance!r} is not valid; expected {error.schema['description']}"
+    if error.validator in ("oneOf", "anyOf", "pattern") and "description" in error.schema:
+        what = "key" if "propertyNames" in error.schema_path else "value"
+        return f"{what} {error.instance!r} is not valid; expected {error.schema['description']}"
     return error.message
 
 
@@ -90,6 +96,7 @@ def _check_references(config: dict[str, Any], source: str) -> None:
         if model["dataset"] not in datasets:
             problems.append(f"models.{name}.dataset: unknown dataset {model['dataset']!r}; "
                             f"valid: {', '.join(datasets)}")
+        problems += _path_problems(f"models.{name}.config", model["config"])
         if not Path(model["config"]).is_file():
             problems.append(f"models.{name}.config: file {model['config']} does not exist")
     for name, dataset in datasets.items():
@@ -97,12 +104,46 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             path = dataset.get("path")
             if not path:
                 problems.append(f"datasets.{name}.path: required for kind 'directory'")
+            elif outside := _path_problems(f"datasets.{name}.path", path):
+                problems += outside
             elif not Path(path).is_dir():
                 problems.append(f"datasets.{name}.path: {path} does not exist; download the "
                                 "dataset there (laid out as the model config expects) or fix "
                                 "the path")
+    if not problems:
+        problems += _planning_problems(config)
     if problems:
         raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _path_problems(key: str, path: str) -> list[str]:
+    """A relative path must stay in the working tree: the config cannot make a step read or
+    write elsewhere by `..`. An absolute path is the user's explicit choice and is kept."""
+    if Path(path).is_absolute():
+        return []
+    here = Path.cwd().resolve()
+    if not (here / path).resolve().is_relative_to(here):
+        return [f"{key}: {path} leads outside the working directory {here}; give a path inside "
+                "it, or an absolute path if you mean one elsewhere"]
+    return []
+
+
+def _planning_problems(config: dict[str, Any]) -> list[str]:
+    """A matrix entry that plans nothing is a mistake, not a run with nothing to do."""
+    from deploybench.backends import SUPPORT
+
+    matrix = config["matrix"]
+    problems = []
+    for backend in matrix["backends"]:
+        has = [f"{d} {p}" for d in matrix["devices"] for p in matrix["precisions"]
+               if p in SUPPORT[backend].get(d, ())]
+        if not has:
+            offered = "; ".join(f"{d}: {', '.join(ps)}" for d, ps in SUPPORT[backend].items())
+            problems.append(
+                f"matrix.backends: {backend} plans no cell with devices "
+                f"{matrix['devices']} and precisions {matrix['precisions']}; {backend} has "
+                f"{offered} (README, Backends): add one of those or remove {backend}")
+    return problems
 
 
 def default_gates() -> dict[str, dict[str, float]]:
@@ -111,11 +152,26 @@ def default_gates() -> dict[str, dict[str, float]]:
     return {k: v["default"] for k, v in schema["properties"]["gates"]["properties"].items()}
 
 
-def load(path: Path | str) -> dict[str, Any]:
+def read_yaml(path: Path | str) -> dict[str, Any]:
+    """A config file's content; a syntax error names the file, line and column."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
-    return validate(yaml.safe_load(path.read_text()) or {}, source=str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise UserError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config is a mapping of keys (datasets, models, ...), not "
+                        f"a {type(data).__name__}")
+    return data
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    return validate(read_yaml(path), source=str(path))
 
 
 @dataclass(frozen=True)
@@ -167,7 +223,7 @@ class Plan:
         """(model, shape, backend, device, precision) of every build the planned cells need."""
         needed = {(c.model, c.shape, c.backend, c.device, c.precision) for c in self.cells()
                   if (c.backend, c.device, c.precision) in BUILDS}
-        sources = {"int8": ("onnxruntime", "cpu", "int8"), "fp16": ("onnxruntime", "cuda", "fp16")}
+        sources = {"int8": ("qdq", "cpu", "int8"), "fp16": ("onnxruntime", "cuda", "fp16")}
         needed |= {(m, s, *sources[p]) for m, s, b, _, p in set(needed)
                    if b == "tensorrt" and p in sources}
         return sorted(needed)
@@ -186,6 +242,11 @@ class Plan:
     def checkpoint(model: str) -> str:
         return f"resources/checkpoints/{model}.pth"
 
+    def fetched_checkpoints(self) -> dict[Path, str]:
+        """Each planned model's checkpoint path and the sha256 the config gives it."""
+        return {Path(self.checkpoint(m)): self.model(m)["checkpoint"]["sha256"]
+                for m in self.model_names}
+
     @property
     def run(self) -> str:
         return self.config["run"]
@@ -200,6 +261,11 @@ class Plan:
 
     def onnx(self, model: str, shape: str) -> str:
         return f"{self.results_dir()}/export/{model}/{shape}.onnx"
+
+    def saved_input(self, model: str, shape: str) -> str:
+        """The export's first test images through the test pipeline (as many as the largest
+        batch): what a measure repeat without the stage breakdown times a model file on."""
+        return f"{self.results_dir()}/export/{model}/{shape}.input.npy"
 
     def export_result(self, model: str, shape: str) -> str:
         return f"{self.results_dir()}/export/{model}/{shape}.json"
@@ -227,7 +293,7 @@ class Plan:
         models (explicit quantization; strongly typed networks from TensorRT 11), the rest
         from the export."""
         if backend == "tensorrt" and precision == "int8":
-            return self.built(model, shape, "onnxruntime", "cpu", "int8")
+            return self.built(model, shape, "qdq", "cpu", "int8")
         if backend == "tensorrt" and precision == "fp16":
             return self.built(model, shape, "onnxruntime", "cuda", "fp16")
         return self.onnx(model, shape)
@@ -290,7 +356,8 @@ def model_args(plan: Plan, name: str, shape: str) -> str:
     dataset = plan.dataset_dir(model["dataset"])
     height, width = shape.split("x")
     args = ["--model", name, "--task", model["task"], "--config", model["config"],
-            "--checkpoint", plan.checkpoint(name), "--data", dataset,
+            "--checkpoint", plan.checkpoint(name),
+            "--checkpoint-sha256", model["checkpoint"]["sha256"].lower(), "--data", dataset,
             "--input-shape", height, width]
     if shape != shape_tag(model["input_shape"]):
         args.append("--resize-pipeline")

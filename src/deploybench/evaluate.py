@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from deploybench.cell import CellInputs, OpenCell, check_input_shape, open_cell, skip_reason
+from deploybench.backends import skip_reason
+from deploybench.cell import CellInputs, OpenCell, check_input_shape, open_cell
 from deploybench.parity import Sample, compare, load_reference, save_reference
 from deploybench.results import Cell
 
@@ -55,9 +56,19 @@ def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None
     with open_cell(cell.backend, cell.precision, inputs) as opened:
         evaluator = opened.adapter.evaluator(opened.dataset)
         count, kept = _predict(opened, export_shape, limit, keep, evaluator)
+        if count < len(opened.dataset):
+            opened.adapter.score_only_processed(evaluator)
         metrics = opened.adapter.metric_names(evaluator.evaluate(count))
+        split = len(opened.dataset)
     data: dict[str, Any] = {"metrics": {k: float(v) for k, v in metrics.items()},
-                            "num_images": count, "seconds": time.perf_counter() - start}
+                            "num_images": count, "split_images": split,
+                            "seconds": time.perf_counter() - start}
+    if cell.task != "segmentation" and "bbox_mAP" not in metrics:
+        # mmdet's CocoMetric returns nothing when no prediction passed the score threshold: an
+        # explicit zero, not a row that vanishes while the gates say "passed".
+        zero = ["bbox_mAP", "bbox_mAP_50"] + (["segm_mAP"] if cell.task != "detection" else [])
+        data["metrics"] |= dict.fromkeys(zero, 0.0)
+        data["no_detections"] = True
     if parity.reference:
         reference, names = load_reference(parity.reference)
         data["parity"] = {"reference": "pytorch fp32 on cpu",

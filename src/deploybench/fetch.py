@@ -9,6 +9,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
@@ -70,9 +72,33 @@ def _copy(source: BinaryIO, dest: Path, total: int | None, label: str) -> str:
     return digest.hexdigest()
 
 
+def check_checkpoint(path: Path) -> None:
+    """A PyTorch checkpoint in the zip format (torch >= 1.6) must open and pass its CRCs: a
+    truncated file whose checksum was updated to match is named here, once, instead of failing
+    every step that loads it."""
+    if not zipfile.is_zipfile(path):
+        if path.read_bytes()[:2] != b"\x80\x02":  # the legacy format starts with a pickle
+            raise UserError(f"{path.name}: neither a zip-format nor a legacy PyTorch checkpoint "
+                            "(truncated or not a checkpoint), though its sha256 matches the "
+                            "config: the checksum was made from a broken file; fix the url "
+                            "and sha256")
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            bad = bad and f"entry {bad} fails its CRC"
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        bad = str(err)
+    if bad:
+        raise UserError(f"{path.name}: the checkpoint archive is damaged ({bad}), though its "
+                        "sha256 matches the config: the checksum was made from a broken file; "
+                        "fix the url and sha256")
+
+
 def fetch(url: str, sha256: str, out: Path | str, retries: int = 4, backoff: float = 1.0,
-          timeout: float = 60.0) -> Path:
-    """Fetch `url` to `out`. The file appears only when complete and its checksum matches."""
+          timeout: float = 60.0, check: Callable[[Path], None] | None = None) -> Path:
+    """Fetch `url` to `out`. The file appears only when complete, its checksum matches and
+    `check` (e.g. that a checkpoint opens) accepts it."""
     out = Path(out)
     sha256 = sha256.lower()
     for attempt in range(retries + 1):
@@ -87,6 +113,8 @@ def fetch(url: str, sha256: str, out: Path | str, retries: int = 4, backoff: flo
                         f"{url}: sha256 mismatch\n  expected {sha256}\n  actual   {actual}\n"
                         "the download was deleted; update the checksum in the config only if you "
                         "trust this file")
+                if check is not None:
+                    check(tmp)
             return out
         except NETWORK_ERRORS as err:
             if attempt == retries:
@@ -97,3 +125,39 @@ def fetch(url: str, sha256: str, out: Path | str, retries: int = 4, backoff: flo
                   file=sys.stderr)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def verify_fetched(expected: dict[Path, str], cache: Path) -> None:
+    """Before any job runs: every fetched file that exists still has the sha256 the config gives.
+    A file replaced after its fetch is named with the fix. Hashes are remembered by size and
+    mtime in `cache`, so an unchanged checkpoint is read once, not on every invocation."""
+    import json
+
+    from deploybench.atomic import write_json
+
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    seen, changed = {}, []
+    for path, sha256 in expected.items():
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        key = f"{stat.st_size}:{stat.st_mtime_ns}"
+        entry = known.get(str(path))
+        actual = entry["sha256"] if entry and entry["stat"] == key else _sha256_file(path)
+        seen[str(path)] = {"stat": key, "sha256": actual}
+        if actual != sha256.lower():
+            changed.append(f"  {path}: sha256 {actual}, the config says {sha256.lower()}")
+    if seen != {k: v for k, v in known.items() if k in seen}:
+        write_json(cache, {**known, **seen})
+    if changed:
+        raise UserError("fetched files changed since their fetch (or the config's checksum "
+                        "changed):\n" + "\n".join(changed) + "\ndelete them so that the "
+                        "pipeline fetches them again, or fix the sha256 in the config")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

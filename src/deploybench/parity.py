@@ -75,7 +75,24 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def detection_agreement(cell: Sequence[dict[str, np.ndarray]],
                         reference: Sequence[dict[str, np.ndarray]], iou: float,
                         score_threshold: float) -> dict[str, Any]:
-    """Greedy matching, most confident reference box first, one cell box per reference box."""
+    """Both directions: the confident reference boxes the cell finds (`boxes_matched`, with
+    their score differences and mask IoUs), and the confident cell boxes the reference has
+    (`cell_boxes_matched`: boxes a backend adds are seen). A share over no boxes is None."""
+    found = _found(cell, reference, iou, score_threshold)
+    extra = _found(reference, cell, iou, score_threshold)
+    result = {"reference_boxes": found["boxes"], "boxes_matched": found["share"],
+              "cell_boxes": extra["boxes"], "cell_boxes_matched": extra["share"],
+              "mean_score_diff": found["mean_score_diff"],
+              "iou": iou, "score_threshold": score_threshold}
+    if found["mask_ious"]:
+        result["mean_mask_iou"] = float(np.mean(found["mask_ious"]))
+    return result
+
+
+def _found(cell: Sequence[dict[str, np.ndarray]], reference: Sequence[dict[str, np.ndarray]],
+           iou: float, score_threshold: float) -> dict[str, Any]:
+    """Greedy matching, most confident `reference` box (score >= threshold) first, one `cell`
+    box (any score) per reference box."""
     total = matched = 0
     diffs: list[float] = []
     mask_ious: list[float] = []
@@ -98,12 +115,8 @@ def detection_agreement(cell: Sequence[dict[str, np.ndarray]],
                     a, b = pred["masks"][best], ref["masks"][keep][i]
                     union = np.logical_or(a, b).sum()
                     mask_ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
-    result = {"reference_boxes": total, "boxes_matched": matched / total if total else 1.0,
-              "mean_score_diff": float(np.mean(diffs)) if diffs else 0.0,
-              "iou": iou, "score_threshold": score_threshold}
-    if mask_ious:
-        result["mean_mask_iou"] = float(np.mean(mask_ious))
-    return result
+    return {"boxes": total, "share": matched / total if total else None,
+            "mean_score_diff": float(np.mean(diffs)) if diffs else None, "mask_ious": mask_ious}
 
 
 def segmentation_agreement(cell: Sequence[dict[str, np.ndarray]],

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -63,7 +64,23 @@ def hardware_profile() -> str:
 
 
 def gpu_name() -> str:
-    """The first CUDA device's name; empty without one (or without PyTorch)."""
+    """The first CUDA device's name; empty without one. From PyTorch where the process has
+    imported it, else from NVML, so that a step that needs no torch does not import it."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+    except Exception:  # noqa: BLE001 - no NVML, no driver, no device: no GPU to name
+        # Without the NVIDIA driver there is no CUDA device: no need to import torch to know.
+        return _torch_gpu_name() if Path("/proc/driver/nvidia").exists() else ""
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _torch_gpu_name() -> str:
     try:
         import torch
     except ImportError:
@@ -71,9 +88,16 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
-def git_commit(cwd: Path | str = ".") -> str:
+# The checkout this deploybench runs from (an editable install): the code that made a number,
+# whatever directory Snakemake works in.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def git_commit(cwd: Path | str | None = None) -> str:
+    """The commit of the deploybench checkout that runs (`-dirty` with uncommitted changes)."""
     if os.environ.get("DEPLOYBENCH_GIT_COMMIT"):  # a step in a container: the host's checkout
         return os.environ["DEPLOYBENCH_GIT_COMMIT"]
+    cwd = PROJECT_ROOT if cwd is None else cwd
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
@@ -107,7 +131,25 @@ def runtime() -> dict[str, str]:
     return {"kind": "docker", **{k: os.environ.get(v, "") for k, v in IMAGE_ENV.items()}}
 
 
-def provenance(settings: dict[str, Any], files: list[Path | str] = ()) -> dict[str, Any]:
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance(settings: dict[str, Any], files: list[Path | str] = (),
+               used: dict[str, Path | str | None] | None = None) -> dict[str, Any]:
+    """`used`: the checkpoint and artifacts the step ran, each recorded by its sha256 (an
+    OpenVINO IR by its .xml and .bin)."""
+    hashes = {}
+    for role, path in (used or {}).items():
+        if path and Path(path).is_file():
+            hashes[role] = file_sha256(path)
+            if Path(path).suffix == ".xml" and Path(path).with_suffix(".bin").is_file():
+                hashes[role + "_weights"] = file_sha256(Path(path).with_suffix(".bin"))
     return {"versions": package_versions(), "hardware": hardware(), "git_commit": git_commit(),
             "runtime": runtime(), "config_sha256": inputs_hash(settings, files),
+            "files_sha256": hashes,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

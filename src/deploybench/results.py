@@ -51,14 +51,16 @@ def _finite(value: Any) -> Any:
 
 
 def record(step: str, cell: Cell, status: str, reason: str, data: dict[str, Any],
-           settings: dict[str, Any], files: list[Path | str] = ()) -> dict[str, Any]:
+           settings: dict[str, Any], files: list[Path | str] = (),
+           used: dict[str, Path | str | None] | None = None) -> dict[str, Any]:
     return _finite({"schema": SCHEMA_VERSION, "step": step, "cell": asdict(cell),
                     "status": status, "reason": reason, **data, "settings": settings,
-                    "provenance": provenance(settings, list(files))})
+                    "provenance": provenance(settings, list(files), used)})
 
 
 def run_step(step: str, cell: Cell, out: Path | str, settings: dict[str, Any],
-             files: list[Path | str], body: Callable[[], tuple[str, str, dict[str, Any]]]) -> int:
+             files: list[Path | str], body: Callable[[], tuple[str, str, dict[str, Any]]],
+             used: dict[str, Path | str | None] | None = None) -> int:
     """Run one cell's step. `body` returns (status, reason, numbers).
 
     A failure still leaves a record (beside the output) that the report shows, and the job exits
@@ -72,10 +74,10 @@ def run_step(step: str, cell: Cell, out: Path | str, settings: dict[str, Any],
         reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
         if not isinstance(err, UserError):
             traceback.print_exc()
-        write_json(failed, record(step, cell, "failed", reason, {}, settings, files))
+        write_json(failed, record(step, cell, "failed", reason, {}, settings, files, used))
         print(f"error: {step} failed for {cell.model}/{cell.backend}/{cell.precision}: {reason}")
         return 1
-    write_json(out, record(step, cell, status, reason, data, settings, files))
+    write_json(out, record(step, cell, status, reason, data, settings, files, used))
     return 0
 
 

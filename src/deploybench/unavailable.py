@@ -20,7 +20,7 @@ from deploybench.results import Cell, record
 @functools.cache
 def machine_reason(backend: str, device: str, precision: str) -> str:
     """Empty when this machine can run (backend, device, precision), else why not."""
-    from deploybench.cell import skip_reason
+    from deploybench.backends import skip_reason
 
     return skip_reason(backend, precision, device)
 

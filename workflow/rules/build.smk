@@ -1,3 +1,5 @@
+import shlex
+
 IN_JOB = "decided in the job"
 
 
@@ -22,7 +24,7 @@ def build_command(backend, device, precision):
         f" --calibration-method {b['calibration_method']}"
         f" --workspace-mib {b['tensorrt_workspace_mib']}"
         f" --max-batch {max(config['matrix']['batches'])}"
-        + (f" --timing-cache {cache}" if cache else "")
+        + (f" --timing-cache {shlex.quote(cache)}" if cache else "")
     )
 
 
@@ -46,8 +48,30 @@ rule quantize_onnxruntime_int8:
         build=build_command("onnxruntime", "cpu", "int8"),
         machine=machine_state("onnxruntime", "cpu", "int8"),
     shell:
-        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
-        " --out {output.result} > {log} 2>&1"
+        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
+
+
+# TensorRT int8 is built from this symmetric int8 QDQ model (quantized on the CPU; made only
+# where TensorRT int8 can run).
+rule quantize_tensorrt_qdq:
+    input:
+        unpack(model_inputs),
+        source=build_source("qdq", "cpu", "int8"),
+    output:
+        model=PLAN.built("{model}", "{shape}", "qdq", "cpu", "int8"),
+        result=PLAN.build_result("{model}", "{shape}", "qdq", "cpu", "int8"),
+    log:
+        "logs/build/{model}/{shape}/tensorrt-int8-qdq.log",
+    wildcard_constraints:
+        shape=SHAPE,
+    params:
+        model=lambda w: model_args(PLAN, w.model, w.shape),
+        build=build_command("qdq", "cpu", "int8"),
+        machine=machine_state("qdq", "cpu", "int8"),
+    shell:
+        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
 
 
 rule convert_onnxruntime_fp16:
@@ -66,8 +90,8 @@ rule convert_onnxruntime_fp16:
         build=build_command("onnxruntime", "cuda", "fp16"),
         machine=machine_state("onnxruntime", "cuda", "fp16"),
     shell:
-        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
-        " --out {output.result} > {log} 2>&1"
+        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
 
 
 rule quantize_openvino_int8:
@@ -89,8 +113,8 @@ rule quantize_openvino_int8:
         build=build_command("openvino", "cpu", "int8"),
         machine=machine_state("openvino", "cpu", "int8"),
     shell:
-        "{params.build} {params.model} --onnx {input.source} --artifact {output.model}"
-        " --out {output.result} > {log} 2>&1"
+        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
+        " --out {output.result:q} > {log:q} 2>&1"
 
 
 rule build_tensorrt_engine:
@@ -115,5 +139,5 @@ rule build_tensorrt_engine:
         build=lambda w: build_command("tensorrt", "cuda", w.precision),
         machine=lambda w: machine_state("tensorrt", "cuda", w.precision),
     shell:
-        "{params.build} {params.model} --onnx {input.source} --artifact {output.engine}"
-        " --out {output.result} > {log} 2>&1"
+        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.engine:q}"
+        " --out {output.result:q} > {log:q} 2>&1"

@@ -13,4 +13,4 @@ rule synthetic_dataset:
     shell:
         "deploybench data --seed {params.spec[seed]} --num-train {params.spec[num_train]}"
         " --num-val {params.spec[num_val]} --image-size {params.spec[image_size]}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ rule reference_outputs:
         images=config["parity"]["images"],
     shell:
         "deploybench reference {params.model} --images {params.images} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 def parity_args():
@@ -54,5 +54,5 @@ rule evaluate:
     shell:
         "deploybench evaluate {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} {params.artifact} --device {wildcards.device}"
-        " --threads {threads} {params.limit} --reference {input.reference} {params.parity}"
-        " --out {output} > {log} 2>&1"
+        " --threads {threads} {params.limit} --reference {input.reference:q} {params.parity}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -17,6 +17,7 @@ rule export_onnx:
         unpack(model_inputs),
     output:
         onnx=PLAN.onnx("{model}", "{shape}"),
+        saved_input=PLAN.saved_input("{model}", "{shape}"),
         result=PLAN.export_result("{model}", "{shape}"),
     log:
         "logs/export/{model}/{shape}.log",
@@ -32,4 +33,5 @@ rule export_onnx:
         ),
     shell:
         "deploybench export {params.model} --opset {params.opset} {params.dynamic}"
-        " --onnx {output.onnx} --out {output.result} > {log} 2>&1"
+        " --onnx {output.onnx:q} --saved-input {output.saved_input:q}"
+        " --out {output.result:q} > {log:q} 2>&1"

@@ -7,5 +7,5 @@ rule fetch_checkpoint:
         url=lambda w: PLAN.model(w.model)["checkpoint"]["url"],
         sha256=lambda w: PLAN.model(w.model)["checkpoint"]["sha256"],
     shell:
-        "deploybench fetch --url {params.url:q} --sha256 {params.sha256} --out {output}"
-        " > {log} 2>&1"
+        "deploybench fetch --url {params.url:q} --sha256 {params.sha256} --out {output:q}"
+        " > {log:q} 2>&1"

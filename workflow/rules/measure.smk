@@ -1,3 +1,8 @@
+import shlex
+
+from deploybench.measure.run import FILE_BACKENDS
+
+
 def cell_inputs(w):
     inputs = model_inputs(w)
     artifact = PLAN.artifact(w.model, w.shape, w.backend, w.device, w.precision)
@@ -6,8 +11,23 @@ def cell_inputs(w):
     return inputs
 
 
+def measure_inputs(w):
+    """A model file's repeats after the first are timed on the export's saved input."""
+    inputs = cell_inputs(w)
+    if w.backend in FILE_BACKENDS:
+        inputs["saved_input"] = PLAN.saved_input(w.model, w.shape)
+    return inputs
+
+
 def artifact_arg(_, input):
-    return f"--artifact {input.artifact}" if "artifact" in input.keys() else ""
+    args = (
+        f"--artifact {shlex.quote(input.artifact)}"
+        if "artifact" in input.keys()
+        else ""
+    )
+    if "saved_input" in input.keys():
+        args += f" --saved-input {shlex.quote(input.saved_input)}"
+    return args
 
 
 RUNNABLE = ("available", IN_JOB)
@@ -17,19 +37,21 @@ def cell_machine(w):
     return machine_state(w.backend, w.device, w.precision)
 
 
-def timing_args():
+def timing_args(w):
     m = config["measure"]
+    # The stage breakdown is timed in the first repeat only; the repeats are for the latency.
+    stages = m["stage_images"] if w.repeat == "1" else 0
     return (
         f"--warmup-iters {m['warmup_iters']} --warmup-seconds {m['warmup_seconds']}"
         f" --min-iters {m['min_iters']} --min-seconds {m['min_seconds']}"
         f" --max-seconds {m['max_seconds']} --threads {m['threads']}"
-        f" --stage-images {m['stage_images']}"
+        f" --stage-images {stages}"
     )
 
 
 rule measure:
     input:
-        unpack(cell_inputs),
+        unpack(measure_inputs),
     output:
         f"{PLAN.results_dir()}/measure/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
     log:
@@ -52,9 +74,9 @@ rule measure:
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,
-        timing=timing_args(),
+        timing=timing_args,
         machine=cell_machine,
     shell:
         "deploybench measure {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} --batch {wildcards.batch} {params.artifact}"
-        " --device {wildcards.device} {params.timing} --out {output} > {log} 2>&1"
+        " --device {wildcards.device} {params.timing} --out {output:q} > {log:q} 2>&1"

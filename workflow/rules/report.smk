@@ -4,19 +4,22 @@ import shlex
 
 def report_command(results):
     strict = " --strict" if config["report"]["strict"] else ""
-    return (
-        f"deploybench report --profile {PLAN.profile} --run {PLAN.run}"
-        f" --out-dir {PLAN.run_report_dir()}{strict}"
-        f" --gates {shlex.quote(json.dumps(config['gates'], sort_keys=True))} "
-        + shlex.join(results)
-    )
+    args = ["deploybench", "report", "--profile", PLAN.profile, "--run", PLAN.run]
+    args += [
+        "--out-dir",
+        PLAN.run_report_dir(),
+        "--gates",
+        json.dumps(config["gates"], sort_keys=True),
+    ]
+    return shlex.join(args) + strict + " " + shlex.join(results)
 
 
 def publish_command(stamp=""):
-    return (
-        f"deploybench publish --run-report {PLAN.run_report_dir()}"
-        f" --to {PLAN.published_dir()}" + (f" --stamp {stamp}" if stamp else "")
-    )
+    args = ["deploybench", "publish", "--run-report", PLAN.run_report_dir()]
+    args += ["--to", PLAN.published_dir(), "--profile", PLAN.profile, "--run", PLAN.run]
+    args += ["--gates", json.dumps(config["gates"], sort_keys=True)]
+    args += ["--stamp", stamp] if stamp else []
+    return shlex.join(args)
 
 
 # The run's own docs, from its own results (git-ignored, under results/<profile>/<run>/).
@@ -30,7 +33,7 @@ rule report:
     params:
         command=report_command(PLAN.all_results()),
     shell:
-        "{params.command} > {log} 2>&1"
+        "{params.command} > {log:q} 2>&1"
 
 
 # The committed docs are published from the run's docs, never a Snakemake output themselves:
@@ -45,4 +48,4 @@ rule publish:
     params:
         command=publish_command(PLAN.published_stamp()),
     shell:
-        "{params.command} > {log} 2>&1"
+        "{params.command} > {log:q} 2>&1"

@@ -46,3 +46,12 @@ def get_backend(name: str) -> Backend:
         raise UserError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
     module, cls = _CLASSES[name].split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def skip_reason(backend: str, precision: str, device: str) -> str:
+    """Empty when this machine can run the cell, else why not. The TensorRT int8 QDQ source
+    ("qdq") is built only where TensorRT int8 can run."""
+    if backend == "qdq":
+        return skip_reason("tensorrt", "int8", "cuda")
+    ok, reason = get_backend(backend).available(precision, device)
+    return "" if ok else reason

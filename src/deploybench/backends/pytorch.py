@@ -21,6 +21,11 @@ class TorchRunner(Runner):
                  prepare: Callable[[torch.nn.Module, torch.Tensor], Callable] | None = None
                  ) -> None:
         self.dtype = DTYPES[precision]
+        if device.startswith("cuda"):
+            # "fp32" means fp32: cuDNN would run convolutions in TF32 by default on Ampere and
+            # later (and matmuls where a library enabled it), a different precision.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.network = network.to(device=device, dtype=self.dtype)
         self.device = device
         self.prepare = prepare

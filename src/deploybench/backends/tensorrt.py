@@ -1,18 +1,21 @@
 """TensorRT: a serialized engine from the build step, run with `execute_async_v3`.
 
-Device buffers are torch CUDA tensors (no pycuda needed); the stream is torch's current stream,
-so `synchronize` waits for exactly the work this runner queued.
+Device buffers are torch CUDA tensors (no pycuda needed). The runner's own stream carries the
+copy to the device and the execution, in that order, and waits for torch's current stream
+first (where the tensor preprocessing path made its input); `synchronize` waits for it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deploybench.backends.base import Backend, Runner, onnx_artifact
-from deploybench.models.adapter import ModelAdapter
+
+if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmdet/mmseg
+    from deploybench.models.adapter import ModelAdapter
 
 
 class TensorRtRunner(Runner):
@@ -53,9 +56,14 @@ class TensorRtRunner(Runner):
         self.shape = shape
 
     def to_device(self, inputs: Any) -> Any:
-        return self.torch.as_tensor(inputs).to("cuda", self.input_dtype).contiguous()
+        torch = self.torch
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            return torch.as_tensor(inputs).to("cuda", self.input_dtype).contiguous()
 
     def run(self, inputs: Any) -> list[Any]:
+        # An input made on another stream (the tensor path) must be complete before this one.
+        self.stream.wait_stream(self.torch.cuda.current_stream())
         if tuple(inputs.shape) != self.shape:
             self._bind_outputs(tuple(inputs.shape))
         self.context.set_tensor_address(self.input_name, inputs.data_ptr())

@@ -91,7 +91,7 @@ def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env |= {IMAGE_ENV["image"]: name, IMAGE_ENV["image_id"]: image.id,
             IMAGE_ENV["repo_digest"]: digests[0] if digests else "",
-            "DEPLOYBENCH_GIT_COMMIT": git_commit(workdir), "HOME": "/tmp"}
+            "DEPLOYBENCH_GIT_COMMIT": git_commit(), "HOME": "/tmp"}
     options: dict[str, Any] = {
         "command": list(argv), "working_dir": str(workdir), "volumes": _mounts(workdir),
         "user": f"{os.getuid()}:{os.getgid()}", "environment": env, "detach": True,

@@ -36,6 +36,9 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     if kind == ("onnxruntime", "cpu", "int8"):
         batches = calibration_batches(adapter, data_root, options.calibration_images)
         info = quantize_int8(source, out, batches, options.calibration_method)
+    elif kind == ("qdq", "cpu", "int8"):
+        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")
     elif kind == ("openvino", "cpu", "int8"):
         batches = calibration_batches(adapter, data_root, options.calibration_images)
         info = quantize_openvino_int8(source, out, batches)

@@ -29,8 +29,18 @@ def calibration_batches(adapter: ModelAdapter, data_root: Path, count: int) -> l
             for _, batch, _ in adapter.batches(dataset, 1, limit=count)]
 
 
+# Activations: x86 CPUs multiply uint8 x int8 in their fast integer kernels (VNNI's vpdpbusd
+# takes u8 x s8); with int8 activations ONNX Runtime's QDQ graphs fell back to slow paths here
+# (benchmarks/int8_variants.py: RTMDet 3x slower than fp32). ARM CPUs prefer S8S8; TensorRT
+# needs symmetric int8 (S8S8), so its QDQ source is quantized so (`activations="S8"`).
+ACTIVATIONS = {"U8": "uint8, asymmetric (per tensor)", "S8": "int8, symmetric (per tensor)"}
+
+
 def quantize_int8(onnx_in: Path, out: Path, batches: list[np.ndarray], method: str,
-                  per_channel: bool = True) -> dict[str, Any]:
+                  per_channel: bool = True, activations: str = "U8",
+                  quant_format: str = "QDQ") -> dict[str, Any]:
+    """Static int8 quantization. The same export and calibration images give the same bytes:
+    calibration runs single-threaded in a fixed order, and nothing random enters."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -43,11 +53,17 @@ def quantize_int8(onnx_in: Path, out: Path, batches: list[np.ndarray], method: s
         # The recommended pre-processing: shape inference and graph optimization before QDQ.
         quant_pre_process(str(onnx_in), str(prepared))
         quantize_static(str(prepared), str(tmp), _Calibration(input_name, batches),
-                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, method))
-    return {"quantizer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-            "activations": "int8", "weights": "int8", "per_channel": per_channel,
+                        quant_format=getattr(QuantFormat, quant_format), per_channel=per_channel,
+                        activation_type=QuantType.QUInt8 if activations == "U8"
+                        else QuantType.QInt8,
+                        weight_type=QuantType.QInt8,
+                        calibrate_method=getattr(CalibrationMethod, method),
+                        extra_options={"ActivationSymmetric": activations == "S8"})
+    return {"quantizer": "onnxruntime.quantization.quantize_static", "format": quant_format,
+            "activations": ACTIVATIONS[activations],
+            "weights": "int8, symmetric, " + ("per channel" if per_channel else "per tensor"),
+            "variant": f"{quant_format} {activations}S8 "
+                       f"{'per-channel' if per_channel else 'per-tensor'}",
             "calibration": {"method": method, "images": len(batches), "split": "train"}}
 
 

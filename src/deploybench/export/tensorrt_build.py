@@ -40,6 +40,8 @@ def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
         rest = shape[1:]
         profile.set_shape(tensor.name, (1, *rest), (max_batch, *rest), (max_batch, *rest))
         config.add_optimization_profile(profile)
+    if precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default: an fp32 engine runs fp32
     if not strongly_typed:
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for unquantized layers

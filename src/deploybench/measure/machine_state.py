@@ -9,6 +9,7 @@ import contextlib
 import os
 import resource
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,62 @@ def cpu_state() -> dict[str, Any]:
     return {"governor": ",".join(sorted(governors)) or None,
             "mhz_mean": sum(mhz) / len(mhz) if mhz else None,
             "loadavg_1m": os.getloadavg()[0]}
+
+
+def _cpu_seconds() -> tuple[float, float, float] | None:
+    """(busy seconds of every CPU, steal seconds, this process's own CPU seconds) from /proc."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        mine = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    busy = user + nice + system + irq + softirq
+    return busy / ticks, steal / ticks, (int(mine[11]) + int(mine[12])) / ticks
+
+
+class OtherLoad:
+    """How much CPU time *other* processes took while a window ran, in cores (CPU seconds per
+    second), and what the hypervisor stole: the direct measure of a busy machine that the
+    1-minute load average (which counts this process too, and lags) is not."""
+
+    def __enter__(self) -> OtherLoad:
+        self.start, self.t0 = _cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end, self.t1 = _cpu_seconds(), time.perf_counter()
+
+    def summary(self) -> dict[str, float] | None:
+        if self.start is None or self.end is None or self.t1 <= self.t0:
+            return None
+        wall = self.t1 - self.t0
+        busy, steal, mine = (e - s for s, e in zip(self.start, self.end, strict=True))
+        return {"other_cores": max(0.0, (busy - mine) / wall), "steal_cores": steal / wall,
+                "window_s": wall}
+
+
+REFERENCE_KERNEL = "a 256 x 256 float32 matmul x 8 in numpy (its BLAS, all cores)"
+
+
+def reference_workload_ms(seconds: float = 0.25) -> float:
+    """Median time of a fixed compute kernel (REFERENCE_KERNEL): timed before and after each
+    cell, its spread across a run is the machine's own noise floor, and a cell whose kernel
+    ran slower than the run's quietest is flagged."""
+    import numpy as np
+
+    a = np.ones((256, 256), np.float32)
+    for _ in range(20):  # the BLAS thread pool's start and first touch are not the machine
+        a @ a
+    samples = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(samples) < 10:
+        t0 = time.perf_counter_ns()
+        for _ in range(8):
+            a @ a
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(sorted(samples)[len(samples) // 2])
 
 
 def peak_rss_mib() -> float:

@@ -3,18 +3,29 @@ the end-to-end stage breakdown, with the machine's state and the process's peak 
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.cell import CellInputs, check_input_shape, open_cell, skip_reason
+from deploybench.backends import get_backend, skip_reason
 from deploybench.errors import UserError
-from deploybench.measure.machine_state import GpuSampler, cpu_state, peak_rss_mib
-from deploybench.measure.stages import time_stages
+from deploybench.measure.machine_state import (
+    GpuSampler,
+    OtherLoad,
+    cpu_state,
+    peak_rss_mib,
+    reference_workload_ms,
+)
 from deploybench.measure.stats import latency_stats
 from deploybench.measure.timing import StoppingRule, time_calls
 from deploybench.results import Cell
+
+if TYPE_CHECKING:
+    from deploybench.backends.base import Runner
+    from deploybench.cell import CellInputs
 
 SCOPE = ("network only: input already on the backend's device -> backbone + neck + head -> "
          "outputs on the device, synchronized")
@@ -24,20 +35,92 @@ END_TO_END = ("end to end: image file -> decode -> the model's test pipeline and
 
 
 def _torch_cuda_peak_mib(device: str) -> float | None:
-    if device != "cuda":
+    if device != "cuda" or "torch" not in sys.modules:
         return None
     import torch
 
     return torch.cuda.max_memory_allocated() / 2**20
 
 
+# Backends that run a file made by the export or build step: a repeat without the stage
+# breakdown times them on the export's saved input, without importing mmdet/mmseg or building
+# the model (most of a measure process's start-up).
+FILE_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino", "tensorrt")
+
+
+def _time_network(runner: Runner, batch: np.ndarray, rule: StoppingRule, threads: int
+                  ) -> dict[str, Any]:
+    """The timed window: first call apart, warm-up, samples; the machine around it."""
+    state: dict[str, Any] = {"before": cpu_state()}
+    device_input = runner.to_device(np.ascontiguousarray(batch))
+
+    def call() -> None:
+        runner.run(device_input)
+        runner.synchronize()
+
+    # The first call apart: it includes tracing (TorchScript), compiling (torch.compile) and
+    # lazy initialization, which the warm-up then leaves out of the samples.
+    start = time.perf_counter()
+    call()
+    first_call = time.perf_counter() - start
+    # The machine's noise floor around the window: a fixed kernel before and after, and the
+    # CPU time other processes took during it.
+    reference_before = reference_workload_ms()
+    with GpuSampler() as gpu, OtherLoad() as other:
+        samples = time_calls(call, rule)
+    state["reference_ms"] = {"before": reference_before, "after": reference_workload_ms()}
+    state["other_load"] = other.summary()
+    state["after"] = cpu_state()
+    return {"first_call_seconds": first_call, "samples_ms": samples,
+            "machine_state": {**state, "gpu": gpu.summary()}}
+
+
+def _result(cell: Cell, timed: dict[str, Any], input_shape: list[int], device: str,
+            stages: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+    stats = latency_stats(timed["samples_ms"], cell.batch)
+    gpu_state = timed["machine_state"]["gpu"]
+    memory = {"peak_rss_mib": peak_rss_mib(),
+              "torch_cuda_max_allocated_mib": _torch_cuda_peak_mib(device),
+              "device_used_mib": gpu_state["memory_used_mib_max"] if gpu_state else None}
+    return "ok", "", {"scope": SCOPE, "input_shape": input_shape,
+                      "first_call_seconds": timed["first_call_seconds"],
+                      "latency_ms": {k: v for k, v in stats.items() if k != "fps"},
+                      "fps": stats["fps"], "samples_ms": timed["samples_ms"],
+                      "stages": {"scope": END_TO_END, **stages} if stages else None,
+                      "memory": memory, "machine_state": timed["machine_state"]}
+
+
+def measure_saved_input(cell: Cell, artifact: Path, saved_input: Path, rule: StoppingRule,
+                        threads: int) -> tuple[str, str, dict[str, Any]]:
+    """Network-only latency of a file backend on the export's saved input (its first
+    `batch` images): what `measure_cell` times, without the model or the dataset."""
+    reason = skip_reason(cell.backend, cell.precision, cell.device)
+    if reason:
+        return "skipped", reason, {}
+    if not saved_input.is_file():
+        raise UserError(f"{saved_input} is missing; run the pipeline's export step")
+    saved = np.load(saved_input)
+    if len(saved) < cell.batch:
+        raise UserError(f"batch {cell.batch} needs at least {cell.batch} saved inputs; "
+                        f"{saved_input} has {len(saved)}: rerun the export")
+    runner = get_backend(cell.backend).load(None, artifact, cell.precision, cell.device,
+                                            threads)
+    try:
+        timed = _time_network(runner, saved[: cell.batch], rule, threads)
+    finally:
+        runner.close()
+    return _result(cell, timed, list(saved[: cell.batch].shape), cell.device, None)
+
+
 def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                  export_shape: list[int] | None, stage_images: int = 20
                  ) -> tuple[str, str, dict[str, Any]]:
+    from deploybench.cell import check_input_shape, open_cell
+    from deploybench.measure.stages import time_stages
+
     reason = skip_reason(cell.backend, cell.precision, inputs.device)
     if reason:
         return "skipped", reason, {}
-    state: dict[str, Any] = {"before": cpu_state()}
     with open_cell(cell.backend, cell.precision, inputs) as opened:
         if len(opened.dataset) < cell.batch:
             raise UserError(f"batch {cell.batch} needs at least {cell.batch} test images; the "
@@ -46,20 +129,7 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
         _, batch, _ = next(opened.adapter.batches(opened.dataset, cell.batch))
         check_input_shape(export_shape, tuple(batch.shape))
         runner = opened.runner
-        device_input = runner.to_device(np.ascontiguousarray(batch.cpu().numpy()))
-
-        def call() -> None:
-            runner.run(device_input)
-            runner.synchronize()
-
-        # The first call apart: it includes tracing (TorchScript), compiling (torch.compile) and
-        # lazy initialization, which the warm-up then leaves out of the samples.
-        start = time.perf_counter()
-        call()
-        first_call = time.perf_counter() - start
-        with GpuSampler() as gpu:
-            samples = time_calls(call, rule)
-        state["after"] = cpu_state()
+        timed = _time_network(runner, batch.cpu().numpy(), rule, inputs.threads)
         stages: dict[str, Any] = {}
         if cell.batch == 1 and stage_images > 0:
             shared = runner.share_cores()
@@ -75,14 +145,4 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                                                path, inputs.device, native)
                 except UserError as err:  # a transform the tensor path does not implement
                     stages[name] = {"path": path, "skipped": str(err)}
-    stats = latency_stats(samples, cell.batch)
-    gpu_state = gpu.summary()
-    memory = {"peak_rss_mib": peak_rss_mib(),
-              "torch_cuda_max_allocated_mib": _torch_cuda_peak_mib(inputs.device),
-              "device_used_mib": gpu_state["memory_used_mib_max"] if gpu_state else None}
-    return "ok", "", {"scope": SCOPE, "input_shape": list(batch.shape),
-                      "first_call_seconds": first_call,
-                      "latency_ms": {k: v for k, v in stats.items() if k != "fps"},
-                      "fps": stats["fps"], "samples_ms": samples,
-                      "stages": {"scope": END_TO_END, **stages} if stages else None,
-                      "memory": memory, "machine_state": {**state, "gpu": gpu_state}}
+    return _result(cell, timed, list(batch.shape), inputs.device, stages)

@@ -19,6 +19,29 @@ def median_ci95(x: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
     return float(low), float(high)
 
 
+def hierarchical_median_ci95(repeats: Sequence[Sequence[float]],
+                             resamples: int = BOOTSTRAP_RESAMPLES,
+                             seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % interval of the pooled median over repeats in separate processes: each bootstrap
+    draw picks the repeats with replacement, then samples within each picked repeat with
+    replacement. Samples of one process are not independent of each other (its thread
+    placement, memory layout and the machine's state are shared), so pooling them as if they
+    were gives an interval far narrower than the spread between runs; resampling the repeats
+    puts that spread into the interval."""
+    groups = [np.asarray(r, dtype=np.float64) for r in repeats if len(r)]
+    if len(groups) == 1:
+        return median_ci95(groups[0], resamples, seed)
+    rng = np.random.default_rng(seed)
+    size = min(len(g) for g in groups)  # equal weight per repeat, as the design intends
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    medians = np.empty(resamples)
+    for i, chosen in enumerate(picks):
+        draw = [groups[j][rng.integers(0, len(groups[j]), size)] for j in chosen]
+        medians[i] = np.median(np.concatenate(draw))
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def latency_stats(samples_ms: Sequence[float], batch: int = 1) -> dict[str, float]:
     x = np.asarray(samples_ms, dtype=np.float64)
     if x.size == 0:

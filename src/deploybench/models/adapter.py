@@ -181,6 +181,12 @@ class ModelAdapter(ABC):
         """The evaluator's metrics under the library's own short keys (bbox_mAP, mIoU, ...)."""
 
     @staticmethod
+    def score_only_processed(evaluator: Any) -> None:
+        """Score only the images that were run (`evaluate.limit`). mmseg's IoUMetric already
+        sums over what it processed."""
+        return None
+
+    @staticmethod
     @abstractmethod
     def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
         """One post-processed prediction as plain arrays, for comparing backends."""
@@ -216,6 +222,14 @@ class DetectionAdapter(ModelAdapter):
     @staticmethod
     def metric_names(metrics: dict[str, float]) -> dict[str, float]:
         return {k.removeprefix("coco/"): v for k, v in metrics.items()}
+
+    @staticmethod
+    def score_only_processed(evaluator: Any) -> None:
+        # CocoMetric scores every image of its annotation file unless told otherwise, so the
+        # images not run would count as all missed.
+        for metric in evaluator.metrics:
+            if hasattr(metric, "img_ids"):
+                metric.img_ids = list(dict.fromkeys(pred["img_id"] for _, pred in metric.results))
 
     @staticmethod
     def prediction_arrays(sample: Any) -> dict[str, np.ndarray]:
@@ -259,7 +273,8 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {"mmdet": DetectionAdapter, "mmseg": S
 
 def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu",
                  allow_pickle: bool = False,
-                 input_shape: tuple[int, int] | None = None) -> ModelAdapter:
+                 input_shape: tuple[int, int] | None = None,
+                 sha256: str | None = None) -> ModelAdapter:
     """The model of `config` with `checkpoint`'s weights; `input_shape` ([h, w]): set its test
     pipeline to that shape (see `input_shape.set_input_shape`), else leave it as written."""
     cfg = load_mm_config(config)
@@ -267,5 +282,5 @@ def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu"
         set_input_shape(cfg, input_shape)
     codebase = codebase_of(cfg)
     register_codebase(codebase)
-    model = build_model(cfg, checkpoint, device, allow_pickle)
+    model = build_model(cfg, checkpoint, device, allow_pickle, sha256)
     return ADAPTERS[codebase](cfg, model, device)

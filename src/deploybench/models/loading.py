@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -76,18 +78,36 @@ def set_data_root(cfg: Any, data_root: Path | str) -> None:
                     evaluator["ann_file"] = root + ann_file[len(old):]
 
 
-def load_weights(checkpoint: Path | str, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict of a checkpoint whose sha256 the fetch step has verified.
-
-    Weights-only loading is the default; a full training checkpoint (pickled Python objects) is
-    loaded only where the config says so for that model.
-    """
-    checkpoint = Path(checkpoint)
+def read_verified(checkpoint: Path, sha256: str | None) -> bytes:
+    """The checkpoint's bytes, checked against `sha256` in memory: what is hashed is exactly what
+    is loaded, even if the file is replaced meanwhile."""
     if not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} does not exist; run the pipeline's fetch step "
                         "(snakemake fetches it from models.<name>.checkpoint.url)")
+    data = checkpoint.read_bytes()
+    if sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256.lower():
+            raise UserError(f"checkpoint {checkpoint} changed since it was fetched: sha256 "
+                            f"{actual}, the config says {sha256.lower()}; delete the file so "
+                            "that the pipeline fetches it again")
+    return data
+
+
+def load_weights(checkpoint: Path | str, allow_pickle: bool = False,
+                 sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint, its sha256 checked again here, where it is loaded.
+
+    Weights-only loading is the default; a full training checkpoint (pickled Python objects) is
+    loaded only where the config says so for that model, and only with its sha256 to check.
+    """
+    checkpoint = Path(checkpoint)
+    if allow_pickle and sha256 is None:
+        raise UserError(f"checkpoint {checkpoint}: loading pickled objects needs the file's "
+                        "sha256 (--checkpoint-sha256) to check first")
+    raw = read_verified(checkpoint, sha256)
     try:
-        data = torch.load(checkpoint, map_location="cpu", weights_only=not allow_pickle)
+        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=not allow_pickle)
     except pickle.UnpicklingError as err:
         raise UserError(
             f"checkpoint {checkpoint} holds pickled Python objects, not only weights: {err}. "
@@ -100,7 +120,7 @@ def load_weights(checkpoint: Path | str, allow_pickle: bool = False) -> dict[str
 
 
 def build_model(cfg: Any, checkpoint: Path | str, device: str = "cpu",
-                allow_pickle: bool = False) -> torch.nn.Module:
+                allow_pickle: bool = False, sha256: str | None = None) -> torch.nn.Module:
     """The config's model with the checkpoint's weights, in eval mode on `device`."""
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS
@@ -109,7 +129,7 @@ def build_model(cfg: Any, checkpoint: Path | str, device: str = "cpu",
     model = MODELS.build(cfg.model)
     # SyncBN needs a process group (and CUDA); plain BN computes the same thing at inference.
     model = revert_sync_batchnorm(model)
-    state = load_weights(checkpoint, allow_pickle)
+    state = load_weights(checkpoint, allow_pickle, sha256)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing:
         raise UserError(f"checkpoint {checkpoint} does not match config's model: "

@@ -14,23 +14,34 @@ import pandas as pd
 
 from deploybench.atomic import write_json, write_text
 from deploybench.backends import PRECISIONS
+from deploybench.measure.machine_state import REFERENCE_KERNEL
 from deploybench.measure.run import END_TO_END, SCOPE
-from deploybench.report.table import METRICS, load_results
+from deploybench.report.table import (
+    BUSY_OTHER_CORES,
+    BUSY_REFERENCE,
+    METRICS,
+    frame_of,
+    read_records,
+    write_records,
+)
 
 REFERENCE = ("pytorch", "fp32")
-HIGH_COV = 0.025  # trtexec warns above 2.5 %
-HIGH_SPREAD = 0.05  # repeat medians further apart than this: the cell drifts between runs
+# A cell is unstable when its median is not known to +-5 %: differences smaller than that
+# between two cells cannot be told apart. Per-call CoV is no such signal: a few slow calls
+# (page faults, a timer interrupt) raise it on every cell of a busy or small machine, and the
+# median ignores them.
+UNSTABLE = 0.05
 
 
 def _noise(r: Any) -> str:
     why = []
-    if r.latency_cov > HIGH_COV:
-        why.append("CoV")
-    if pd.notna(r.repeat_spread) and r.repeat_spread > HIGH_SPREAD:
-        why.append("repeats differ")
+    if pd.notna(r.ci_rel_halfwidth) and r.ci_rel_halfwidth > UNSTABLE:
+        why.append(f"unstable (+-{100 * r.ci_rel_halfwidth:.0f} %)")
+    if r.busy is True:
+        why.append("busy machine")
     if r.gpu_throttled is True:
         why.append("GPU throttled")
-    return "noisy: " + ", ".join(why) if why else ""
+    return ", ".join(why)
 METRIC_NOTES = {"bbox_mAP": "COCO box AP, 0-1", "bbox_mAP_50": "COCO box AP@0.5, 0-1",
                 "segm_mAP": "COCO mask AP, 0-1", "mIoU": "mean IoU, %", "aAcc": "pixel accuracy, %",
                 "mAcc": "mean class accuracy, %"}
@@ -86,6 +97,45 @@ def _speedups(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return vs_pytorch, vs_fp32
 
 
+def _measured(row: Any) -> str:
+    """When and by which commit the row's numbers were made (rows can come from several runs)."""
+    if not isinstance(row.measured_at, str) or not row.measured_at:
+        return ""
+    commit = row.git_commit if isinstance(row.git_commit, str) else ""
+    short = commit[:8] + ("-dirty" if commit.endswith("-dirty") else "")
+    return f"{row.measured_at[:10]} {short}".strip()
+
+
+def conditions(frame: pd.DataFrame) -> str:
+    """The machine's own noise floor and the cells measured while it was busy: what a reader
+    needs before trusting any number below."""
+    timed = frame[frame.reference_ms_min.notna()]
+    if timed.empty:
+        return ""
+    busy = timed[timed.busy == True]  # noqa: E712 - a nullable column
+    floor = (f"the reference kernel ({REFERENCE_KERNEL}, timed before and after every "
+             f"cell) took {timed.reference_ms_min.min():.2f} ms at "
+             f"its quietest and {timed.reference_ms_max.max():.2f} ms at its slowest "
+             f"(x{timed.reference_ms_max.max() / timed.reference_ms_min.min():.2f})")
+    others = (f"other processes took up to {timed.other_cores_max.max():.2f} cores during a "
+              f"timed window (steal up to {timed.steal_cores_max.max():.2f})"
+              if timed.other_cores_max.notna().any() else "")
+    lines = ["## Measurement conditions\n",
+             f"Noise floor of this machine over the runs shown: {floor}; {others}. A cell is "
+             f"flagged *busy machine* when other processes took {BUSY_OTHER_CORES:g} cores or "
+             f"more during its window, or the kernel around it ran {BUSY_REFERENCE - 1:.0%} "
+             "slower than the quietest of its run.\n"]
+    if not busy.empty:
+        names = ", ".join(f"{r.model} {r.backend} {r.precision} ({r.device}, b{r.batch})"
+                          for r in busy.itertuples())
+        lines.append(f"**{len(busy)} of {len(timed)} cells were measured while this machine "
+                     f"was busy with other work; their latency is not representative:** "
+                     f"{names}.\n")
+    else:
+        lines.append(f"None of the {len(timed)} cells was measured while the machine was busy.\n")
+    return "\n".join(lines)
+
+
 def latency_detail(frame: pd.DataFrame) -> str:
     ok = frame[frame.latency_ms_median.notna()]
     if ok.empty:
@@ -102,6 +152,7 @@ def latency_detail(frame: pd.DataFrame) -> str:
              "p99": _num(r.latency_ms_p99, ".2f"), "std": _num(r.latency_ms_std, ".2f"),
              "CoV": _num(100 * r.latency_cov, ".1f") + " %",
              "repeats": int(r.repeats) if pd.notna(r.repeats) else "",
+             "CI over": ("repeats" if pd.notna(r.repeats) and r.repeats > 1 else "samples"),
              "repeat spread": (_num(100 * r.repeat_spread, ".1f") + " %"
                                if pd.notna(r.repeats) and r.repeats > 1 else ""),
              "flag": _noise(r),
@@ -109,7 +160,8 @@ def latency_detail(frame: pd.DataFrame) -> str:
              "first call s": _num(r.first_call_s, ".2f"),
              "peak RSS MiB": _num(r.peak_rss_mib, ".0f"),
              "x PyTorch fp32": _num(vs_pytorch[i], ".2f"),
-             "x own fp32": _num(vs_fp32[i], ".2f")}
+             "x own fp32": _num(vs_fp32[i], ".2f"),
+             "measured": _measured(r)}
             for i, r in zip(ok.index, ok.itertuples(), strict=True)]
     return _md(pd.DataFrame(rows))
 
@@ -156,9 +208,14 @@ GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
 
 def _reference_value(group: pd.DataFrame, metric: str) -> float:
     """PyTorch fp32 on the CPU; on the GPU where the matrix has no CPU cells."""
+    return _reference(group, metric)[0]
+
+
+def _reference(group: pd.DataFrame, metric: str) -> tuple[float, str]:
+    """(the reference's value, its device)."""
     ref = group[(group.backend == REFERENCE[0]) & (group.precision == REFERENCE[1])
                 & group[metric].notna()].sort_values("device", key=lambda d: d != "cpu")
-    return ref[metric].iloc[0] if not ref.empty else float("nan")
+    return (ref[metric].iloc[0], ref.device.iloc[0]) if not ref.empty else (float("nan"), "")
 
 
 def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -169,11 +226,13 @@ def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.
         for metric, tolerances in gates.items():
             if metric not in group or group[metric].isna().all():
                 continue
-            ref = _reference_value(group, metric)
+            ref, ref_device = _reference(group, metric)
             for r in group.itertuples():
                 value, tol = getattr(r, metric), tolerances.get(r.precision)
                 if pd.isna(value) or pd.isna(ref) or tol is None:
                     continue
+                if (r.backend, r.precision, r.device) == (*REFERENCE, ref_device):
+                    continue  # the reference itself: a check that cannot fail
                 drop = ref - value
                 rows.append({"model": r.model, "resolution": r.resolution, "backend": r.backend,
                              "device": r.device, "precision": r.precision, "metric": metric,
@@ -181,6 +240,18 @@ def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.
                              "passed": drop <= tol + 1e-9})
     return pd.DataFrame(rows, columns=["model", "resolution", "backend", "device", "precision",
                                        "metric", "value", "drop", "tolerance", "passed"])
+
+
+def _images(group: pd.DataFrame) -> str:
+    """How many test images the metric is over: the whole split, or a subset of it."""
+    scored = group.eval_images.dropna()
+    if scored.empty:
+        return ""
+    count, split = int(scored.max()), group.split_images.dropna()
+    if split.empty:
+        return str(count)
+    total = int(split.max())
+    return f"{count} (all)" if count >= total else f"{count} of {total} (subset)"
 
 
 def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
@@ -194,7 +265,7 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
             if metric not in GATED or group[metric].isna().all():
                 continue
             ref = _reference_value(group, metric)
-            line = {"Model": model, "Input": shape,
+            line = {"Model": model, "Input": shape, "Images": _images(group),
                     "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
             fmt = ".3f" if metric.endswith("mAP") else ".2f"
             for row in group.itertuples():
@@ -205,7 +276,8 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
                 delta = "" if pd.isna(ref) else f" ({value - ref:+{fmt}})"
                 mark = (" **outside gate**" if (model, shape, row.backend, row.device,
                                                   row.precision, metric) in failed else "")
-                line[_combo(row)] = _num(value, fmt) + delta + mark
+                empty = " (no detections)" if row.no_detections is True else ""
+                line[_combo(row)] = _num(value, fmt) + empty + delta + mark
             rows.append(line)
     if not rows:
         return "No cell was evaluated.\n"
@@ -228,6 +300,15 @@ def gates_table(gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) ->
     return intro + summary + (f"; outside: {', '.join(outside)}." if outside else ".") + "\n"
 
 
+def _share(value: Any, boxes: Any) -> str:
+    """A matched share, with how many boxes it is over; n/a over none (not "100 %")."""
+    if pd.isna(value):
+        return "n/a (no box)"
+    if pd.isna(boxes):  # a record older than the box counts
+        return f"{100 * value:.1f} %"
+    return f"{round(value * boxes)}/{int(boxes)} ({100 * value:.1f} %)"
+
+
 def parity_table(frame: pd.DataFrame) -> str:
     ok = frame[frame.parity_images.notna()]
     if ok.empty:
@@ -241,8 +322,11 @@ def parity_table(frame: pd.DataFrame) -> str:
                 "min cosine": _num(r.parity_min_cosine, ".6f"),
                 "worst output": r.parity_worst_output or ""}
         if r.task != "segmentation":
-            line["agreement"] = (f"{100 * r.boxes_matched:.1f} % boxes matched, "
-                                 f"mean score diff {r.mean_score_diff:.4f}"
+            found = _share(r.boxes_matched, r.reference_boxes)
+            kept = _share(r.cell_boxes_matched, r.cell_boxes)
+            line["agreement"] = (f"reference boxes found {found}; cell boxes in the reference "
+                                 f"{kept}; mean score diff "
+                                 f"{_num(r.mean_score_diff, '.4f') or 'n/a'}"
                                  + (f", mask IoU {r.mean_mask_iou:.4f}"
                                     if pd.notna(r.mean_mask_iou) else ""))
         else:
@@ -283,12 +367,17 @@ def builds_table(records: list[dict[str, Any]]) -> str:
 
 
 def problems_table(frame: pd.DataFrame) -> str:
-    bad = frame[frame.status != "ok"]
+    """Cells without numbers, and cells whose latest re-measurement failed: those keep their
+    last good numbers in the tables above, measured when the *measured* column says."""
+    kept = frame.remeasure.notna() & (frame.remeasure != "")
+    bad = frame[(frame.status != "ok") | kept]
     if bad.empty:
         return "Every cell ran.\n"
     rows = [{"Model": r.model, "Input": r.resolution, "Backend": r.backend, "Device": r.device,
-             "Precision": r.precision, "Status": r.status,
-             "Reason": r.reason.replace("\n", " ").replace("|", "\\|")}
+             "Precision": r.precision,
+             "Status": r.status if r.status != "ok" else "last good numbers kept",
+             "Reason": (r.reason if r.status != "ok" else f"re-measurement {r.remeasure}")
+             .replace("\n", " ").replace("|", "\\|")}
             for r in bad.itertuples()]
     return _md(pd.DataFrame(rows))
 
@@ -303,13 +392,15 @@ def _runtime_label(runtime: dict[str, str]) -> str:
 def environment_summary(records: list[dict[str, Any]], run: str) -> dict[str, Any]:
     """What `deploybench compare` reads to tell a latency change from a changed environment;
     published beside the docs as environment.json."""
+    records = [r for r in records if r.get("provenance")]  # not the cells that never ran
     ok = [r for r in records if r["status"] == "ok"] or records
     if not ok:
         return {"run": run}
     prov = ok[0]["provenance"]
     runtimes = {json.dumps(r["provenance"].get("runtime", {"kind": "local"}), sort_keys=True)
                 for r in ok}
-    return {"run": run, "versions": prov["versions"], "hardware": prov["hardware"],
+    return {"run": run, "runs": sorted({r.get("run", run) for r in records}),
+            "versions": prov["versions"], "hardware": prov["hardware"],
             "git_commits": sorted({r["provenance"]["git_commit"] for r in records}),
             "runtimes": [json.loads(r) for r in sorted(runtimes)],
             "created": [min(r["provenance"]["created"] for r in records),
@@ -347,6 +438,13 @@ def environment(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n" + _md(versions)
 
 
+def _runs_line(summary: dict[str, Any]) -> str:
+    runs = summary.get("runs") or [summary["run"]]
+    names = ", ".join(f"`{r}`" for r in runs)
+    return (f"Cells from run{'s' if len(runs) > 1 else ''} {names}, published by "
+            "`deploybench publish`.")
+
+
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
            gates: pd.DataFrame, tolerances: dict[str, dict[str, float]],
            summary: dict[str, Any]) -> str:
@@ -359,19 +457,25 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
     parts = [
         f"# Benchmark: {profile}\n",
         "Generated by `deploybench report` from the pipeline's result files; do not edit by hand. "
-        f"Run `{summary['run']}`, published by `deploybench publish`. Rerun "
-        "`snakemake --cores N` to refresh it.\n",
+        f"{_runs_line(summary)} Rerun `snakemake --cores N` to refresh it: a run replaces the "
+        "cells it measures and keeps the others (*measured*: when and by which commit).\n",
+        conditions(frame),
         "## Latency\n",
         f"Median latency in ms, **{SCOPE}**; FPS = batch x 1000 / median.{timing} "
         "Combinations that this machine skipped for every model are left out here and listed "
         "under *Cells that did not run*.\n",
         latency_table(frame),
         "### Latency statistics\n",
-        f"All in ms, {SCOPE}, over the pooled samples of every repeat. *median 95 % CI*: "
-        "percentile bootstrap of the median. Flagged noisy: CoV above "
-        f"{100 * HIGH_COV:g} % (trtexec warns there), or repeat medians (separate processes, "
-        f"interleaved across cells) more than {100 * HIGH_SPREAD:g} % apart "
-        "(max - min over their median). "
+        f"All in ms, {SCOPE}, over the pooled samples of every repeat (*repeats*: separate "
+        "processes, interleaved across cells, so that drift of the machine spreads over every "
+        "cell). *median 95 % CI*: with repeats, a hierarchical bootstrap (the repeats resampled, "
+        "then the samples within each), so that the interval includes the run-to-run spread; "
+        "with one repeat, a bootstrap of its samples, which does not (*CI over*). *repeat "
+        "spread*: max - min of the repeat medians over their median. *flag*: *unstable* when "
+        f"the CI's half-width exceeds {100 * UNSTABLE:g} % of the median (two cells closer than "
+        "that cannot be told apart); *busy machine* as under *Measurement conditions*. "
+        "Per-call CoV is shown but flags nothing: a few slow calls raise it on any busy or "
+        "small machine while the median ignores them. "
         "*first call s*: the first call, timed apart and left out of the samples (it includes "
         "TorchScript tracing, torch.compile compiling from cold caches, lazy initialization). "
         "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
@@ -393,10 +497,12 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "slow it 2-3x on few cores. The network-only latency above keeps the default.\n",
         stages_table(records),
         "## Accuracy\n",
-        "The whole test split through the model's own test pipeline, the backend's network, the "
+        "The test split (*Images*: all of it, or the first N with `evaluate.limit`, scored on "
+        "those N alone) through the model's own test pipeline, the backend's network, the "
         "model's own post-processing (`predict_by_feat` / `postprocess_result`) and metric "
         "(mmdet `CocoMetric`, mmseg `IoUMetric`). In brackets: the difference to PyTorch fp32 "
-        "in this same environment.\n",
+        "in this same environment. *no detections*: every prediction was below the model's "
+        "score threshold; the metric is 0.\n",
         accuracy_table(frame[frame.batch == 1], gates),
         "### Accuracy gates\n",
         gates_table(gates, tolerances),
@@ -404,10 +510,12 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "Each cell against PyTorch fp32 (CPU) on the same preprocessed test images. Errors over "
         "all raw network outputs, the worst output shown: max |cell - reference|, that over "
         "max |reference| (*rel*), and the lowest cosine similarity. Agreement after the model's "
-        "post-processing: detection, the share of reference boxes (score >= the configured "
-        "threshold) found with the same label at IoU >= the configured IoU, and the mean score "
-        "difference of those (with instance masks, also their mean mask IoU); segmentation, "
-        "the share of pixels with the same label.\n",
+        "post-processing: detection, both ways: the reference boxes (score >= the configured "
+        "threshold) that the cell finds with the same label at IoU >= the configured IoU, and "
+        "the cell's boxes (score >= the threshold) that the reference has, so that boxes a "
+        "backend loses and boxes it adds both show; n/a where there is no such box. Then the "
+        "mean score difference of the matched pairs (with instance masks, also their mean mask "
+        "IoU). Segmentation: the share of pixels with the same label.\n",
         parity_table(frame[frame.batch == 1]),
         parity_outputs(records),
         "## Builds\n",
@@ -424,8 +532,18 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
 def build_report(results: list[str], profile: str, out_dir: Path,
                  tolerances: dict[str, dict[str, float]] | None = None,
                  run: str = "local") -> tuple[int, int]:
-    """Write the docs; return (failed cells, gate checks outside their tolerance)."""
-    frame, records = load_results(list(results))
+    """Write a run's docs from its result files; return (failed cells, gate checks outside
+    their tolerance)."""
+    records = [{**r, "run": run} for r in read_records(list(results))]
+    return write_report(records, profile, out_dir, tolerances, run)
+
+
+def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
+                 tolerances: dict[str, dict[str, float]] | None = None,
+                 run: str = "local") -> tuple[int, int]:
+    """Write the docs of `records` (and the records themselves, one JSON per line, which
+    `deploybench publish` merges into the published ones)."""
+    frame = frame_of(records)
     tolerances = tolerances or {}
     gates = gate_results(frame[frame.batch == 1], tolerances)  # accuracy is per image
     frame["gate_passed"] = [
@@ -434,6 +552,7 @@ def build_report(results: list[str], profile: str, out_dir: Path,
     write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances,
                                                 summary))
     write_json(out_dir / "environment.json", summary)
+    write_records(out_dir / "records.jsonl", records)
     write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",
                                                      lineterminator="\n"))
     return int((frame.status == "failed").sum()), int((~gates.passed).sum())

@@ -1,33 +1,90 @@
-"""Publish a run's docs: copy them from results/<profile>/<run>/report/ to reports/<profile>/.
+"""Publish a run's docs into reports/<profile>/, merged with what is published there already.
 
 The committed docs are never a Snakemake output: Snakemake would take their presence in a
-fresh checkout for a finished run and measure nothing. A run's own report is the DAG's product;
-publishing copies it, file by file and atomically, and the stamp it leaves is the DAG's target.
+fresh checkout for a finished run and measure nothing. A run's own report is the DAG's product.
+Publishing merges its records into the published ones (`records.jsonl`) and renders the docs
+from the merge, so a run never removes numbers it did not re-measure:
+
+- a cell the run measured successfully replaces the published one;
+- a cell the run did not plan (a subset config, an interrupted run) keeps its published rows;
+- a cell whose re-measurement failed (or was skipped, or never ran) keeps its last good
+  numbers, and the docs show the failure beside them;
+- a cell that had no good numbers shows the run's failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from deploybench.atomic import atomic_path, write_json
 from deploybench.config import REPORT_FILES
 from deploybench.errors import UserError
+from deploybench.report.build import write_report
+from deploybench.report.table import read_records_file
+
+RECORDS = "records.jsonl"
+CELL_FIELDS = ("model", "shape", "backend", "device", "precision", "batch")
 
 
-def publish(run_report: Path, to: Path, stamp: Path | None = None) -> list[Path]:
-    """Copy the run's docs to `to`; every file checked before any is replaced."""
-    sources = [run_report / name for name in REPORT_FILES]
-    missing = [str(p) for p in sources if not p.is_file()]
-    if missing:
-        raise UserError(f"cannot publish: {', '.join(missing)} missing; run `deploybench "
-                        "report` (the pipeline's report rule) for this run first")
+def _key(record: dict[str, Any]) -> str:
+    """A record's group: its step and cell. A cell's measure repeats form one group, replaced
+    together (a run may use another repeat count)."""
+    cell = {"device": "cpu", "shape": "", "batch": 1, **record["cell"]}
+    return json.dumps([record["step"], *(cell[f] for f in CELL_FIELDS)])
+
+
+def _groups(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(_key(r), []).append(r)
+    return groups
+
+
+def _good(group: list[dict[str, Any]]) -> bool:
+    return all(r["status"] == "ok" for r in group)
+
+
+def merge_records(published: list[dict[str, Any]], new: list[dict[str, Any]],
+                  run: str) -> list[dict[str, Any]]:
+    """The published records with the run's merged in (see the module's rules). Order: the
+    published groups where they were, new groups after them in the run's order."""
+    merged = _groups(published)
+    for key, group in _groups(new).items():
+        old = merged.get(key)
+        if _good(group) or old is None or not _good(old):
+            merged[key] = group
+            continue
+        bad = next(r for r in group if r["status"] != "ok")
+        note = {"status": bad["status"], "run": run,
+                "reason": bad.get("reason") or "no result: the step never ran",
+                "created": (bad.get("provenance") or {}).get("created", "")}
+        merged[key] = [{**r, "remeasured": note} for r in old]
+    return [r for group in merged.values() for r in group]
+
+
+def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str = "",
+            tolerances: dict[str, dict[str, float]] | None = None, run: str = "local"
+            ) -> list[Path]:
+    """Merge the run's records into `to` and render its docs there; every file is written
+    aside first and then moved into place."""
+    source = run_report / RECORDS
+    if not source.is_file():
+        raise UserError(f"cannot publish: {source} missing; run `deploybench report` (the "
+                        "pipeline's report rule) for this run first")
+    merged = merge_records(read_records_file(to / RECORDS), read_records_file(source), run)
+    staging = to.parent / f".{to.name}.publishing"
+    write_report(merged, profile or to.name, staging, tolerances, run)
     published = []
-    for source in sources:
-        target = to / source.name
+    for name in REPORT_FILES:
+        target = to / name
         with atomic_path(target) as tmp:
-            tmp.write_bytes(source.read_bytes())
+            tmp.write_bytes((staging / name).read_bytes())
+        (staging / name).unlink()
         published.append(target)
+    staging.rmdir()
     if stamp is not None:
         write_json(stamp, {"published_to": str(to), "files": {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in published}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploybench.measure.stats import latency_stats
+from deploybench.measure.stats import hierarchical_median_ci95, latency_stats
 from deploybench.results import load_result
 
 # resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
@@ -17,16 +18,22 @@ KEY = ["model", "task", "resolution", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
-          "parity_worst_output", "boxes_matched", "mean_score_diff", "mean_mask_iou",
+          "parity_worst_output", "boxes_matched", "cell_boxes_matched", "reference_boxes",
+          "cell_boxes", "mean_score_diff", "mean_mask_iou",
           "pixel_agreement"]
 STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "postprocess"]
 MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "first_call_s",
                  *(f"stage_{s}_ms" for s in STAGES), "e2e_ms_median", "e2e_ms_p90", "e2e_cov",
                  "tensor_preprocess_ms", "tensor_e2e_ms_median",
                  "peak_rss_mib", "gpu_memory_mib", "loadavg_before", "loadavg_after",
-                 "cpu_governor", "gpu_throttled", "repeats", "repeat_spread"]
-COLUMNS = [*KEY, "input", "status", "reason", *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
-           "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", *METRICS, *PARITY]
+                 "cpu_governor", "gpu_throttled", "repeats", "repeat_spread",
+                 "ci_rel_halfwidth", "reference_ms_min", "reference_ms_max", "other_cores_max",
+                 "steal_cores_max", "busy"]
+COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run", "remeasure",
+           "checkpoint_sha256", "artifact_sha256",
+           *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
+           "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", "split_images",
+           "no_detections", *METRICS, *PARITY]
 
 
 def _step_of(path: str) -> str:
@@ -44,44 +51,74 @@ def _cell_from_path(path: str) -> dict[str, Any]:
             "batch": int(batch.removeprefix("b"))}
 
 
-def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """(one row per cell, every record read). A missing result is a row that says why."""
-    records: list[dict[str, Any]] = []
-    rows: dict[tuple, dict[str, Any]] = {}
-    upstream: dict[Any, str] = {}  # (model, shape) (export) or build key -> why it failed
+def read_records(paths: list[str]) -> list[dict[str, Any]]:
+    """The records at `paths`, in order. A cell's result that is missing (the step never ran, or
+    a step before it failed) becomes a failed record marked `missing`, its cell read from the
+    path; a missing export or build shows through the cells that needed it."""
+    records = []
     for path in paths:
         result = load_result(path)
-        step = result["step"] if result else _step_of(path)
+        if result is not None:
+            records.append(result)
+        elif _step_of(path) in ("measure", "evaluate"):
+            records.append({"step": _step_of(path), "cell": _cell_from_path(path),
+                            "status": "failed", "reason": "", "missing": True, "settings": {}})
+    return records
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """One record per line, keys sorted: the published store that later runs merge into."""
+    from deploybench.atomic import write_text
+
+    write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def read_records_file(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    records = read_records(paths)
+    return frame_of(records), records
+
+
+def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell. A missing result is a row that says why."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    upstream: dict[Any, str] = {}  # (model, shape) (export) or build key -> why it failed
+    for result in records:
+        step = result["step"]
         if step in ("export", "build"):
-            if result and result["status"] == "failed":
+            if result["status"] == "failed":
                 c = result["cell"]
                 key = ((c["model"], c.get("shape", "")) if step == "export" else
                        (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
                         c["precision"]))
                 upstream[key] = f"{step} failed: {result['reason']}"
-            if result:
-                records.append(result)
             continue
-        cell = {"device": "cpu", "shape": "",
-                **(result["cell"] if result else _cell_from_path(path))}
+        cell = {"device": "cpu", "shape": "", **result["cell"]}
         cell["resolution"] = cell.pop("shape")
         key = tuple(cell[k] for k in KEY if k != "task")  # a cell that never ran has no task
         row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
         row["task"] = row["task"] or cell["task"]
-        if result is None:
+        if result.get("missing"):
             why = upstream.get((cell["model"], cell["resolution"], cell["backend"],
                                 cell["device"], cell["precision"])) or upstream.get(
                 (cell["model"], cell["resolution"]), f"it or a step before it failed; see "
                 f"logs/{step}/{cell['model']}/ and logs/fetch/")
             _mark(row, "failed", step, f"no result ({why})")
             continue
-        records.append(result)
+        _provenance_columns(row, result)
         if result["status"] != "ok":
             _mark(row, result["status"], step, result["reason"])
         elif step == "measure":
             row.setdefault("_repeats", []).append(result)
         elif step == "evaluate":
             row["eval_images"] = result["num_images"]
+            row["split_images"] = result.get("split_images")
+            row["no_detections"] = result.get("no_detections")
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
             row.update(_parity_columns(result.get("parity")))
     tasks = {row["model"]: row["task"] for row in rows.values() if row["task"]}
@@ -90,7 +127,41 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         if row.get("_repeats") and row["status"] == "ok":
             row.update(_pooled(row["_repeats"], row["batch"]))
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-    return frame, records
+    frame["busy"] = _busy(frame)
+    return frame
+
+
+BUSY_OTHER_CORES = 0.25  # other processes' CPU time during a window, in cores
+BUSY_REFERENCE = 1.15  # the reference kernel this much slower than the run's quietest
+
+
+def _busy(frame: pd.DataFrame) -> pd.Series:
+    """A cell measured while the machine did other work: other processes took a quarter of a
+    core or more during its timed window, or the reference kernel around it ran 15 % slower
+    than the quietest of its run."""
+    quiet = frame.groupby("run", dropna=False).reference_ms_min.transform("min")
+    slow = frame.reference_ms_max > BUSY_REFERENCE * quiet
+    return ((frame.other_cores_max > BUSY_OTHER_CORES) | slow).where(
+        frame.reference_ms_max.notna() | frame.other_cores_max.notna())
+
+
+def _provenance_columns(row: dict[str, Any], result: dict[str, Any]) -> None:
+    """When, by which commit and in which run the cell's newest result was made; and a failed
+    re-measurement whose last good numbers the published docs kept (report/publish.py)."""
+    prov = result.get("provenance") or {}
+    created = prov.get("created", "")
+    # The newest result names the row; at the same second the latency's (measure) wins.
+    newest = (created, result["step"] == "measure")
+    if newest >= row.get("_newest", ("", False)):
+        row["_newest"] = newest
+        used = prov.get("files_sha256") or {}
+        row.update(measured_at=created, git_commit=prov.get("git_commit", ""),
+                   run=result.get("run", ""), checkpoint_sha256=used.get("checkpoint"),
+                   artifact_sha256=used.get("artifact"))
+    if result.get("remeasured"):
+        again = result["remeasured"]
+        row["remeasure"] = (f"{again['status']} on {again['created'][:10] or 'a later run'} "
+                            f"(run {again['run']}): {again['reason']}")
 
 
 def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
@@ -98,15 +169,23 @@ def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     repeats' own medians lie apart (max - min over their median)."""
     samples = [ms for r in repeats for ms in r["samples_ms"]]
     stats = latency_stats(samples, batch)
+    low, high = hierarchical_median_ci95([r["samples_ms"] for r in repeats])
     medians = [r["latency_ms"]["median"] for r in repeats]
     first = repeats[0]
+    states = [r.get("machine_state") or {} for r in repeats]
+    references = [v for s in states for v in (s.get("reference_ms") or {}).values()]
+    others = [s["other_load"] for s in states if s.get("other_load")]
     return {**{f"latency_ms_{s}": stats[s] for s in LATENCY},
             "input": "x".join(map(str, first["input_shape"])), "latency_cov": stats["cov"],
             "fps": stats["fps"], "latency_samples": stats["count"],
             "first_call_s": first.get("first_call_seconds"),
             **_measure_extras(first),
-            "latency_ms_median_ci95_low": stats["median_ci95_low"],
-            "latency_ms_median_ci95_high": stats["median_ci95_high"],
+            "latency_ms_median_ci95_low": low, "latency_ms_median_ci95_high": high,
+            "ci_rel_halfwidth": (high - low) / 2 / stats["median"],
+            "reference_ms_min": min(references, default=None),
+            "reference_ms_max": max(references, default=None),
+            "other_cores_max": max((o["other_cores"] for o in others), default=None),
+            "steal_cores_max": max((o["steal_cores"] for o in others), default=None),
             "repeats": len(repeats),
             "repeat_spread": (max(medians) - min(medians)) / float(np.median(medians))}
 
@@ -133,7 +212,8 @@ def _parity_columns(parity: dict[str, Any] | None) -> dict[str, Any]:
             "parity_max_rel": worst["max_rel"] if worst else None,
             "parity_min_cosine": min((o["cosine"] for o in outputs), default=None),
             "parity_worst_output": worst["output"] if worst else None,
-            **{k: parity[k] for k in ("boxes_matched", "mean_score_diff", "mean_mask_iou",
+            **{k: parity[k] for k in ("boxes_matched", "cell_boxes_matched", "reference_boxes",
+                                      "cell_boxes", "mean_score_diff", "mean_mask_iou",
                                       "pixel_agreement") if k in parity}}
 
 

@@ -1,0 +1,78 @@
+"""Publishing merges a run into the committed docs: no run removes numbers it did not measure."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from deploybench.atomic import write_json
+from deploybench.report.build import build_report
+from deploybench.report.publish import publish
+from deploybench.results import Cell, failure_path, record
+
+from .test_report import GATES, measure_record, write_results
+
+DET_PT = Cell("det", "detection", "pytorch", "fp32", shape="160x160")
+DET_ORT = Cell("det", "detection", "onnxruntime", "fp32", shape="160x160")
+
+
+def cell_path(root: Path, cell: Cell, step: str = "measure") -> Path:
+    return root / step / cell.model / cell.shape / cell.device / \
+        f"{cell.backend}-{cell.precision}-b1.json"
+
+
+def run(tmp: Path, name: str, results: list[str], docs: Path) -> pd.DataFrame:
+    """`name`'s report from `results`, published into `docs`; the published table."""
+    build_report(results, "p", tmp / name / "report", GATES, run=name)
+    publish(tmp / name / "report", docs, profile="p", tolerances=GATES, run=name)
+    return pd.read_csv(docs / "results.csv")
+
+
+def test_a_run_keeps_what_it_did_not_remeasure(tmp_path: Path) -> None:
+    docs = tmp_path / "reports" / "p"
+    full = run(tmp_path, "full", write_results(tmp_path / "full"), docs)
+    assert len(full) == 4 and list(full.status) == ["ok", "ok", "ok", "failed"]
+
+    # A subset run (one cell, faster now) replaces that cell only.
+    root = tmp_path / "subset"
+    write_json(cell_path(root, DET_ORT), measure_record(DET_ORT, [15.0, 15.0, 15.0]))
+    merged = run(tmp_path, "subset", [str(cell_path(root, DET_ORT))], docs)
+    assert len(merged) == 4
+    ort = merged[(merged.model == "det") & (merged.backend == "onnxruntime")].iloc[0]
+    assert ort.latency_ms_median == 15.0 and ort.run == "subset"
+    assert ort.bbox_mAP == 0.799  # its accuracy, not re-measured, is kept
+    pt = merged[(merged.model == "det") & (merged.backend == "pytorch")].iloc[0]
+    assert pt.latency_ms_median == 40.25 and pt.run == "full"
+    assert set(merged[merged.model == "seg"].status) == {"ok", "failed"}
+
+    # A failed re-measurement keeps the last good numbers and shows the failure beside them.
+    root = tmp_path / "broken"
+    write_json(failure_path(cell_path(root, DET_PT)), record(
+        "measure", DET_PT, "failed", "RuntimeError: out of memory", {}, {}))
+    missing = cell_path(root, DET_ORT)  # and a cell that never ran (an interrupted run)
+    after = run(tmp_path, "broken", [str(cell_path(root, DET_PT)), str(missing)], docs)
+    assert len(after) == 4
+    pt = after[(after.model == "det") & (after.backend == "pytorch")].iloc[0]
+    assert pt.status == "ok" and pt.latency_ms_median == 40.25
+    assert "failed on" in pt.remeasure and "out of memory" in pt.remeasure
+    assert after[after.backend == "onnxruntime"].latency_ms_median.iloc[0] == 15.0
+    md = re.sub(r" +", " ", (docs / "benchmark.md").read_text())
+    assert "| det | 160x160 | pytorch | cpu | fp32 | last good numbers kept | re-measurement " \
+           "failed on" in md
+    assert "Cells from runs `full`, `subset`" in md  # nothing of `broken` was good
+
+    # Publishing is a pure function of the records: the same run again, the same bytes.
+    before = {p.name: p.read_bytes() for p in docs.iterdir()}
+    publish(tmp_path / "broken" / "report", docs, profile="p", tolerances=GATES, run="broken")
+    assert {p.name: p.read_bytes() for p in docs.iterdir()} == before
+
+
+def test_a_failure_where_nothing_was_good_is_shown(tmp_path: Path) -> None:
+    docs = tmp_path / "reports" / "p"
+    root = tmp_path / "first"
+    write_json(failure_path(cell_path(root, DET_PT)), record(
+        "measure", DET_PT, "failed", "bad input shape", {}, {}))
+    table = run(tmp_path, "first", [str(cell_path(root, DET_PT))], docs)
+    assert list(table.status) == ["failed"] and "bad input shape" in table.reason.iloc[0]
