@@ -288,3 +288,31 @@ def test_batch_larger_than_the_split_is_explained(small_dataset: Path) -> None:
     with pytest.raises(UserError, match="batch 64 needs at least 64 test images; the dataset "
                                         "has 6"):
         measure_cell(cell, inputs, QUICK, [64, 3, 192, 192])
+
+
+def test_a_subset_is_scored_on_itself(small_dataset: Path, tmp_path: Path) -> None:
+    """`evaluate.limit`: the first N images scored on their own ground truth, exactly as
+    pycocotools (through mmdet's CocoMetric) scores a split that holds only those N images."""
+    import json
+    import shutil
+
+    entry = model_entry("rtmdet_tiny_shapes")
+    cell = Cell("rtmdet_tiny_shapes", "detection", "pytorch", "fp32")
+    inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
+                        small_dataset, threads=2)
+    _, _, limited = evaluate_cell(cell, inputs, [1, 3, 160, 160], limit=3)
+    assert (limited["num_images"], limited["split_images"]) == (3, 6)
+    # The same three images as a split of their own.
+    subset = tmp_path / "shapes"
+    shutil.copytree(small_dataset, subset)
+    annotations = json.loads((subset / "annotations" / "val.json").read_text())
+    keep = {image["id"] for image in annotations["images"][:3]}
+    annotations["images"] = annotations["images"][:3]
+    annotations["annotations"] = [a for a in annotations["annotations"]
+                                  if a["image_id"] in keep]
+    (subset / "annotations" / "val.json").write_text(json.dumps(annotations))
+    _, _, alone = evaluate_cell(cell, CellInputs(Path(entry["config"]),
+                                                 checkpoint_path("rtmdet_tiny_shapes"), subset,
+                                                 threads=2), [1, 3, 160, 160])
+    assert alone["num_images"] == 3
+    assert limited["metrics"]["bbox_mAP"] == alone["metrics"]["bbox_mAP"] > 0.3

@@ -19,13 +19,16 @@ SETTINGS = {"threads": 2, "stopping_rule": {"warmup_iters": 5, "warmup_seconds":
                                             "min_iters": 20, "min_seconds": 3.0}}
 
 
-def measure_record(cell: Cell, samples: list[float]) -> dict:
+def measure_record(cell: Cell, samples: list[float], reference_ms: float = 2.0,
+                   other_cores: float = 0.1) -> dict:
     from deploybench.measure.stats import latency_stats
 
     stats = latency_stats(samples)
+    state = {"reference_ms": {"before": reference_ms, "after": reference_ms},
+             "other_load": {"other_cores": other_cores, "steal_cores": 0.0, "window_s": 1.0}}
     return record("measure", cell, "ok", "", {
         "input_shape": [1, 3, *map(int, cell.shape.split("x"))], "samples_ms": samples,
-        "fps": stats.pop("fps"), "latency_ms": stats}, SETTINGS)
+        "fps": stats.pop("fps"), "latency_ms": stats, "machine_state": state}, SETTINGS)
 
 
 def write_results(root: Path) -> list[str]:
@@ -193,3 +196,22 @@ def test_each_shape_is_its_own_row_and_compared_at_its_shape(tmp_path: Path) -> 
            "0.840 (-0.010) **outside gate** |" in md
     assert "| det | 160x160 | 150 | bbox_mAP (COCO box AP, 0-1) | 0.800 (+0.000) | " \
            "0.799 (-0.001) |" in md
+
+
+def test_busy_machine_flags_only_the_cells_it_touched(tmp_path: Path) -> None:
+    """Other processes' CPU time during a window, or a reference kernel slower than the run's
+    typical: those cells are flagged and named at the top; the others are not."""
+    root = tmp_path / "measure" / "det" / "160x160" / "cpu"
+    paths = []
+    for backend, reference, other in (("pytorch", 2.0, 0.1), ("onnxruntime", 2.1, 0.9),
+                                      ("openvino", 3.0, 0.1), ("torchscript", 1.9, 0.2)):
+        cell = Cell("det", "detection", backend, "fp32", shape="160x160")
+        path = root / f"{backend}-fp32-b1.json"
+        write_json(path, measure_record(cell, [10.0] * 20, reference, other))
+        paths.append(str(path))
+    build_report(paths, "p", tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(csv.busy) == [False, True, True, False]
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert "**2 of 4 cells were measured while this machine was busy" in md
+    assert "det onnxruntime fp32 (cpu, b1), det openvino fp32 (cpu, b1)." in md

@@ -27,6 +27,7 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     from deploybench.export.quantize import (
         calibration_batches,
         convert_fp16,
+        op_profile,
         quantize_int8,
         quantize_openvino_int8,
     )
@@ -36,6 +37,8 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     if kind == ("onnxruntime", "cpu", "int8"):
         batches = calibration_batches(adapter, data_root, options.calibration_images)
         info = quantize_int8(source, out, batches, options.calibration_method)
+        info["op_time_share"] = {"fp32": op_profile(source, batches[0]),
+                                 "int8": op_profile(out, batches[0])}
     elif kind == ("qdq", "cpu", "int8"):
         batches = calibration_batches(adapter, data_root, options.calibration_images)
         info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")

@@ -67,6 +67,36 @@ def quantize_int8(onnx_in: Path, out: Path, batches: list[np.ndarray], method: s
             "calibration": {"method": method, "images": len(batches), "split": "train"}}
 
 
+def op_profile(model: Path, batch: np.ndarray, runs: int = 30) -> dict[str, float]:
+    """Share of kernel time per operator type over `runs` calls of ONNX Runtime's CPU EP (its
+    profiler, single-threaded for a stable split): where an int8 model's time goes next to the
+    fp32 one's, so that the report can say why int8 is or is not faster."""
+    import json
+    import os
+
+    import onnxruntime as ort
+
+    from deploybench.backends.onnxruntime import session_options
+
+    options = session_options(1)
+    with tempfile.TemporaryDirectory() as work:
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(work, "profile")
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: batch}
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    totals: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            totals[op] = totals.get(op, 0.0) + event["dur"]
+    whole = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {op: round(dur / whole, 3) for op, dur in ranked[:5]}
+
+
 def quantize_openvino_int8(onnx_in: Path, out_xml: Path, batches: list[np.ndarray]
                            ) -> dict[str, Any]:
     """NNCF post-training quantization of the exported model into an OpenVINO IR (.xml + .bin)."""

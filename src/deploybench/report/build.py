@@ -123,16 +123,18 @@ def conditions(frame: pd.DataFrame) -> str:
     lines = ["## Measurement conditions\n",
              f"Noise floor of this machine over the runs shown: {floor}; {others}. A cell is "
              f"flagged *busy machine* when other processes took {BUSY_OTHER_CORES:g} cores or "
-             f"more during its window, or the kernel around it ran {BUSY_REFERENCE - 1:.0%} "
-             "slower than the quietest of its run.\n"]
+             f"more during one of its windows, or the kernel around one of its windows ran "
+             f"{100 * (BUSY_REFERENCE - 1):.0f} % slower than around the median cell of its "
+             f"run (the median here: {timed.reference_ms.median():.2f} ms).\n"]
     if not busy.empty:
         names = ", ".join(f"{r.model} {r.backend} {r.precision} ({r.device}, b{r.batch})"
                           for r in busy.itertuples())
         lines.append(f"**{len(busy)} of {len(timed)} cells were measured while this machine "
-                     f"was busy with other work; their latency is not representative:** "
-                     f"{names}.\n")
+                     f"was busy with other work or running slow; their latency is not "
+                     f"representative:** {names}.\n")
     else:
-        lines.append(f"None of the {len(timed)} cells was measured while the machine was busy.\n")
+        lines.append(f"None of the {len(timed)} cells was measured while the machine was busy "
+                     "or running slow.\n")
     return "\n".join(lines)
 
 
@@ -357,6 +359,8 @@ def builds_table(records: list[dict[str, Any]]) -> str:
         c = r["cell"]
         calibration = r.get("calibration") or {}
         how = r.get("quantizer") or r.get("converter") or r.get("builder") or ""
+        if r.get("variant"):
+            how += f" ({r['variant']})"
         if calibration:
             how += f", {calibration['method']} on {calibration['images']} train images"
         rows.append({"Model": c["model"], "Input": c.get("shape", ""), "Backend": c["backend"],
@@ -364,6 +368,36 @@ def builds_table(records: list[dict[str, Any]]) -> str:
                      "Status": r["status"], "Seconds": _num(r.get("seconds"), ".1f"),
                      "How": how or r.get("reason", "").replace("|", "\\|")})
     return _md(pd.DataFrame(rows)) if rows else "No builds.\n"
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{op} {100 * share:.0f} %" for op, share in shares.items())
+
+
+def int8_table(frame: pd.DataFrame, records: list[dict[str, Any]]) -> str:
+    """Each int8 cell against its own backend's fp32: the speed-up, the quantization that ran,
+    and for ONNX Runtime where the time goes (operator shares from its profiler, fp32 and int8),
+    which says why an int8 model is or is not faster."""
+    builds = {(r["cell"]["model"], r["cell"].get("shape", ""), r["cell"]["backend"]): r
+              for r in records if r["step"] == "build" and r["status"] == "ok"
+              and r["cell"]["precision"] == "int8"}
+    ok = frame[frame.latency_ms_median.notna()]
+    _, vs_fp32 = _speedups(ok) if not ok.empty else (None, pd.Series(dtype=float))
+    rows = []
+    for i, r in zip(ok.index, ok.itertuples(), strict=True):
+        if r.precision != "int8" or pd.isna(vs_fp32[i]):
+            continue
+        build = builds.get((r.model, r.resolution, r.backend), {})
+        profile = build.get("op_time_share") or {}
+        rows.append({"Model": r.model, "Input": r.resolution, "Backend": r.backend,
+                     "Batch": r.batch, "x own fp32": f"{vs_fp32[i]:.2f}",
+                     "verdict": "faster" if vs_fp32[i] > 1 else "**not faster**",
+                     "quantization": build.get("variant") or build.get("preset") or "",
+                     "fp32 time by operator": _shares(profile.get("fp32", {})),
+                     "int8 time by operator": _shares(profile.get("int8", {}))})
+    if not rows:
+        return "No int8 cell was measured.\n"
+    return _md(pd.DataFrame(rows))
 
 
 def problems_table(frame: pd.DataFrame) -> str:
@@ -418,7 +452,8 @@ def environment(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     created = summary["created"]
     threads = sorted({str(r["settings"].get("threads")) for r in records
                       if r["step"] == "measure" and "threads" in r["settings"]})
-    measured = [r for r in records if r["step"] == "measure" and r.get("machine_state")]
+    measured = [r for r in records if r["step"] == "measure"
+                and (r.get("machine_state") or {}).get("before")]
     loads = [r["machine_state"][k]["loadavg_1m"] for r in measured for k in ("before", "after")]
     governors = sorted({str(r["machine_state"]["before"]["governor"]) for r in measured})
     throttled = [f"{r['cell']['model']} {r['cell']['backend']}" for r in measured
@@ -481,6 +516,15 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
         "the same backend at fp32, same device (below 1: slower).\n",
         latency_detail(frame),
+        "### int8 against fp32\n",
+        "Each int8 cell's median speed-up over the same backend at fp32 (network only), the "
+        "quantization that ran, and for ONNX Runtime where each model's time goes: the share "
+        "of kernel time per operator type from ONNX Runtime's profiler (one thread, 30 calls, "
+        "at build time). An int8 model is faster where integer kernels replace most of the "
+        "float work; where quantized activations run as separate operators (e.g. a SiLU as "
+        "`QLinearSigmoid` + `QLinearMul`, fused into one `QuickGelu` in fp32) they can eat "
+        "the gain. README, *int8 on x86*, has the variants tried.\n",
+        int8_table(frame, records),
         "## End to end, stage by stage\n",
         f"Median ms per stage, **{END_TO_END}**, image by image over the first test images "
         "(cycled), after a warm-up. Two preprocessing paths: *reference*, the model's mmcv "
