@@ -8,7 +8,7 @@ setting, interleave rounds of
       ships no `onnxruntime_perf_test`);
     - OpenVINO: its `benchmark_app` (sync API, one stream, the same threads, f32), median latency;
     - PyTorch: a bare loop over the model's tensor-mode network under `torch.no_grad()`;
-    - TorchScript: the same network traced, then a bare loop;
+    - TorchScript: the same network traced and frozen, then a bare loop;
 and print, per backend, the ratio of the two medians (a / b) for every round and their median.
 Two-sided target: 0.97 to 1.03. Above: the harness adds work; below: it leaves work out (a call
 that returns before the work is done, an input cached on the device, outputs never made).
@@ -63,8 +63,8 @@ torch.set_num_threads(int(threads))
 network = load_adapter(config, checkpoint).network
 x = torch.from_numpy(np.load(batch))
 with torch.no_grad():
-    if trace == "1":
-        network = torch.jit.trace(network, x, check_trace=False)
+    if trace == "1":  # as the torchscript backend: traced, then frozen
+        network = torch.jit.freeze(torch.jit.trace(network, x, check_trace=False).eval())
     loop(lambda: network(x), float(seconds))
 """
 
