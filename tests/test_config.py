@@ -244,3 +244,23 @@ def test_yaml_errors_name_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"overlay\.yaml, line 3, column 4: not valid YAML"):
         read_yaml(bad)
     assert main(["check-config", str(REPO / "config.yaml"), str(bad)]) == 2
+
+
+def test_a_config_cannot_run_commands_or_escape_the_tree(tmp_path: Path) -> None:
+    """The overlay a new user tried: a model named to run a command, and its fetch target.
+    Snakemake stops while reading the config; nothing runs and nothing is written."""
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    pwned = tmp_path / "PWNED"
+    name = f"x;touch {pwned};y"
+    config["models"] = {name: config["models"]["rtmdet_tiny_shapes"]}
+    overlay = tmp_path / "evil.yaml"
+    overlay.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    snakemake = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run([str(snakemake), "--cores", "1", "--configfile", str(overlay),
+                           "--directory", str(work), "-s", str(REPO / "Snakefile"),
+                           f"resources/checkpoints/{name}.pth"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode != 0
+    assert "models: key 'x;touch" in proc.stdout + proc.stderr
+    assert not pwned.exists() and not (work / "resources").exists()

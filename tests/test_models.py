@@ -316,3 +316,17 @@ def test_a_subset_is_scored_on_itself(small_dataset: Path, tmp_path: Path) -> No
                                                  threads=2), [1, 3, 160, 160])
     assert alone["num_images"] == 3
     assert limited["metrics"]["bbox_mAP"] == alone["metrics"]["bbox_mAP"] > 0.3
+
+
+def test_no_detections_is_an_explicit_zero(small_dataset: Path, tmp_path: Path) -> None:
+    """A detector whose every prediction is below its score threshold: mmdet's CocoMetric
+    returns no metric at all; the cell says 0 and *no detections* instead of vanishing."""
+    entry = model_entry("rtmdet_tiny_shapes")
+    config = tmp_path / "silent.py"
+    config.write_text(f"_base_ = {entry['config']!r}\n"
+                      "model = dict(test_cfg=dict(score_thr=1.01))\n")
+    inputs = CellInputs(config, checkpoint_path("rtmdet_tiny_shapes"), small_dataset, threads=2)
+    cell = Cell("rtmdet_tiny_shapes", "detection", "pytorch", "fp32")
+    status, _, data = evaluate_cell(cell, inputs, [1, 3, 160, 160], limit=2)
+    assert status == "ok" and data["no_detections"] is True
+    assert data["metrics"] == {"bbox_mAP": 0.0, "bbox_mAP_50": 0.0}
