@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -160,15 +161,17 @@ def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
         assert re.search(rf"\b{rule} +[0-9]+\b", planned), (rule, planned[-3000:])
 
 
-def _processes(needle: str) -> list[int]:
+def _measure_jobs(work: Path) -> list[int]:
+    """The `deploybench measure` processes working in `work` (their paths are relative)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = Path(os.readlink(entry / "cwd"))
             except OSError:
                 continue
-            if needle in cmdline and "deploybench measure" in cmdline:
+            if cwd == work and "deploybench measure" in cmdline:
                 found.append(int(entry.name))
     return found
 
@@ -177,7 +180,6 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
                                                                          ) -> None:
     """kill -9 of Snakemake: its running measure job stops too (no orphan skewing the next
     run's timing), and the next `snakemake` runs without --unlock or --rerun-incomplete."""
-    import os
     import signal
     import time
 
@@ -190,17 +192,22 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work),
                "--configfile", str(path), "--cores", "2"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not _processes(str(work)) and time.monotonic() < deadline:
-        assert proc.poll() is None, "snakemake ended before its measure job started"
-        time.sleep(1)
-    assert _processes(str(work)), "the measure job never started"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while _processes(str(work)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _processes(str(work)), "the measure job outlived its Snakemake"
+    try:
+        deadline = time.monotonic() + 300
+        while not _measure_jobs(work) and time.monotonic() < deadline:
+            assert proc.poll() is None, "snakemake ended before its measure job started"
+            time.sleep(1)
+        assert _measure_jobs(work), "the measure job never started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while _measure_jobs(work) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _measure_jobs(work), "the measure job outlived its Snakemake"
+    finally:  # whatever failed, nothing of this test keeps running
+        proc.kill()
+        for pid in _measure_jobs(work):
+            os.kill(pid, signal.SIGKILL)
     assert list((work / ".snakemake" / "locks").glob("*.lock"))  # the dead run's lock
     # One command: the stale lock is cleared, the unfinished job planned again.
     run = snakemake(work, config, "-n")
