@@ -20,22 +20,19 @@ from deploybench.report.table import (
     BUSY_OTHER_CORES,
     BUSY_REFERENCE,
     METRICS,
+    UNSTABLE,
+    UNSTABLE_VS_TYPICAL,
     frame_of,
     read_records,
     write_records,
 )
 
 REFERENCE = ("pytorch", "fp32")
-# A cell is unstable when its median is not known to +-5 %: differences smaller than that
-# between two cells cannot be told apart. Per-call CoV is no such signal: a few slow calls
-# (page faults, a timer interrupt) raise it on every cell of a busy or small machine, and the
-# median ignores them.
-UNSTABLE = 0.05
-
-
 def _noise(r: Any) -> str:
+    # Per-call CoV is no signal here: a few slow calls (page faults, a timer interrupt) raise it
+    # on every cell of a busy or small machine, and the median ignores them.
     why = []
-    if pd.notna(r.ci_rel_halfwidth) and r.ci_rel_halfwidth > UNSTABLE:
+    if r.unstable is True:
         why.append(f"unstable (+-{100 * r.ci_rel_halfwidth:.0f} %)")
     if r.busy is True:
         why.append("busy machine")
@@ -120,12 +117,16 @@ def conditions(frame: pd.DataFrame) -> str:
     others = (f"other processes took up to {timed.other_cores_max.max():.2f} cores during a "
               f"timed window (steal up to {timed.steal_cores_max.max():.2f})"
               if timed.other_cores_max.notna().any() else "")
+    typical = timed.ci_rel_halfwidth.median()
+    resolution = (f"The typical cell's median is known to +-{100 * typical:.1f} % (the median "
+                  "half-width of the 95 % intervals below): differences between cells smaller "
+                  f"than about {200 * typical:.0f} % are not resolved by these runs.")
     lines = ["## Measurement conditions\n",
              f"Noise floor of this machine over the runs shown: {floor}; {others}. A cell is "
              f"flagged *busy machine* when other processes took {BUSY_OTHER_CORES:g} cores or "
              f"more during one of its windows, or the kernel around one of its windows ran "
              f"{100 * (BUSY_REFERENCE - 1):.0f} % slower than around the median cell of its "
-             f"run (the median here: {timed.reference_ms.median():.2f} ms).\n"]
+             f"run (the median here: {timed.reference_ms.median():.2f} ms). {resolution}\n"]
     if not busy.empty:
         names = ", ".join(f"{r.model} {r.backend} {r.precision} ({r.device}, b{r.batch})"
                           for r in busy.itertuples())
@@ -507,8 +508,10 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "then the samples within each), so that the interval includes the run-to-run spread; "
         "with one repeat, a bootstrap of its samples, which does not (*CI over*). *repeat "
         "spread*: max - min of the repeat medians over their median. *flag*: *unstable* when "
-        f"the CI's half-width exceeds {100 * UNSTABLE:g} % of the median (two cells closer than "
-        "that cannot be told apart); *busy machine* as under *Measurement conditions*. "
+        f"the CI's half-width exceeds {100 * UNSTABLE:g} % of the median and "
+        f"{UNSTABLE_VS_TYPICAL:g} x the run's typical half-width (stated under *Measurement "
+        "conditions*: on a noisy machine every interval is wide, and the flag marks the cells "
+        "well beyond the rest); *busy machine* as under *Measurement conditions*. "
         "Per-call CoV is shown but flags nothing: a few slow calls raise it on any busy or "
         "small machine while the median ignores them. "
         "*first call s*: the first call, timed apart and left out of the samples (it includes "

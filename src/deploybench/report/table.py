@@ -29,7 +29,7 @@ MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "f
                  "cpu_governor", "gpu_throttled", "repeats", "repeat_spread",
                  "ci_rel_halfwidth", "reference_ms", "reference_ms_min", "reference_ms_max",
                  "other_cores_max",
-                 "steal_cores_max", "busy"]
+                 "steal_cores_max", "busy", "unstable"]
 COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run", "remeasure",
            "checkpoint_sha256", "artifact_sha256",
            *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
@@ -129,7 +129,22 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
             row.update(_pooled(row["_repeats"], row["batch"]))
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
     frame["busy"] = _busy(frame)
+    frame["unstable"] = _unstable(frame)
     return frame
+
+
+UNSTABLE = 0.05  # a median not known to +-5 % cannot be told from one 10 % away
+UNSTABLE_VS_TYPICAL = 1.5  # ... and on a noisy machine: half as wide again as its typical cell
+
+
+def _unstable(frame: pd.DataFrame) -> pd.Series:
+    """A cell whose median is known less well than 5 % and than the run's typical cell: on a
+    quiet machine the 5 % bound decides; on a noisy one, where every interval is wider, the
+    typical width is the table's resolution (stated at the top) and the flag marks the cells
+    well beyond it."""
+    typical = frame.groupby("run", dropna=False).ci_rel_halfwidth.transform("median")
+    bound = (UNSTABLE_VS_TYPICAL * typical).clip(lower=UNSTABLE)
+    return (frame.ci_rel_halfwidth > bound).where(frame.ci_rel_halfwidth.notna())
 
 
 # Snakemake itself and the kernel's own threads took 0.0-0.26 cores during the windows of a
