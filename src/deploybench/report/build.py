@@ -372,7 +372,8 @@ def builds_table(records: list[dict[str, Any]]) -> str:
 
 
 def _shares(shares: dict[str, float]) -> str:
-    return ", ".join(f"{op} {100 * share:.0f} %" for op, share in shares.items())
+    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))  # records keep keys sorted
+    return ", ".join(f"{op} {100 * share:.0f} %" for op, share in ranked)
 
 
 def int8_table(frame: pd.DataFrame, records: list[dict[str, Any]]) -> str:
