@@ -313,7 +313,10 @@ def _share(value: Any, boxes: Any) -> str:
 
 
 def parity_table(frame: pd.DataFrame) -> str:
-    ok = frame[frame.parity_images.notna()]
+    # The reference itself (PyTorch fp32 on the CPU) is left out: it matches itself.
+    itself = (frame.backend == REFERENCE[0]) & (frame.precision == REFERENCE[1]) & (
+        frame.device == "cpu")
+    ok = frame[frame.parity_images.notna() & ~itself]
     if ok.empty:
         return "No cell was compared.\n"
     rows = []
@@ -345,6 +348,8 @@ def parity_outputs(records: list[dict[str, Any]]) -> str:
              "Output": o["output"], "max abs": _num(o["max_abs"], ".2e"),
              "max rel": _num(o["max_rel"], ".2e"), "cosine": _num(o["cosine"], ".6f")}
             for r in records if r["step"] == "evaluate" and r.get("parity")
+            and (r["cell"]["backend"], r["cell"]["precision"], r["cell"].get("device", "cpu"))
+            != (*REFERENCE, "cpu")
             for o in r["parity"]["outputs"]]
     if not rows:
         return ""
