@@ -24,11 +24,7 @@ configfile: "config.yaml"
 
 try:
     config.update(validate(config))
-except UserError as err:
-    raise WorkflowError(str(err)) from None
-
-PLAN = Plan(config)
-try:
+    PLAN = Plan(config)
     verify_fetched(
         PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")
     )

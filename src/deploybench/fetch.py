@@ -134,6 +134,7 @@ def verify_fetched(expected: dict[Path, str], cache: Path) -> None:
     import json
 
     from deploybench.atomic import write_json
+    from deploybench.provenance import file_sha256
 
     known = json.loads(cache.read_text()) if cache.is_file() else {}
     seen, changed = {}, []
@@ -143,7 +144,7 @@ def verify_fetched(expected: dict[Path, str], cache: Path) -> None:
         stat = path.stat()
         key = f"{stat.st_size}:{stat.st_mtime_ns}"
         entry = known.get(str(path))
-        actual = entry["sha256"] if entry and entry["stat"] == key else _sha256_file(path)
+        actual = entry["sha256"] if entry and entry["stat"] == key else file_sha256(path)
         seen[str(path)] = {"stat": key, "sha256": actual}
         if actual != sha256.lower():
             changed.append(f"  {path}: sha256 {actual}, the config says {sha256.lower()}")
@@ -154,10 +155,3 @@ def verify_fetched(expected: dict[Path, str], cache: Path) -> None:
                         "changed):\n" + "\n".join(changed) + "\ndelete them so that the "
                         "pipeline fetches them again, or fix the sha256 in the config")
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -67,8 +67,7 @@ def gpu_name() -> str:
     """The first CUDA device's name; empty without one. From PyTorch where the process has
     imported it, else from NVML, so that a step that needs no torch does not import it."""
     if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+        return _torch_gpu_name()
     try:
         import pynvml
 

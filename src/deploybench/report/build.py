@@ -209,13 +209,9 @@ def stages_table(records: list[dict[str, Any]]) -> str:
 GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
 
 
-def _reference_value(group: pd.DataFrame, metric: str) -> float:
-    """PyTorch fp32 on the CPU; on the GPU where the matrix has no CPU cells."""
-    return _reference(group, metric)[0]
-
-
 def _reference(group: pd.DataFrame, metric: str) -> tuple[float, str]:
-    """(the reference's value, its device)."""
+    """(the reference's value, its device): PyTorch fp32 on the CPU; on the GPU where the
+    matrix has no CPU cells."""
     ref = group[(group.backend == REFERENCE[0]) & (group.precision == REFERENCE[1])
                 & group[metric].notna()].sort_values("device", key=lambda d: d != "cpu")
     return (ref[metric].iloc[0], ref.device.iloc[0]) if not ref.empty else (float("nan"), "")
@@ -267,7 +263,7 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
         for metric in METRICS:
             if metric not in GATED or group[metric].isna().all():
                 continue
-            ref = _reference_value(group, metric)
+            ref, _ = _reference(group, metric)
             line = {"Model": model, "Input": shape, "Images": _images(group),
                     "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
             fmt = ".3f" if metric.endswith("mAP") else ".2f"
