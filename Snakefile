@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from deploybench.config import NAME_PATTERN, Plan, container_prefix, read_yaml, validate
 from deploybench.errors import UserError
 from deploybench.fetch import verify_fetched
+from deploybench.forkserver import start_for_jobs, stop
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
 
 # Snakemake's own message for a YAML error names no line: read the file here first.
@@ -64,8 +65,24 @@ rule all:
         PLAN.published_stamp(),
 
 
+onstart:
+    # Local jobs fork from one process that has imported torch and the codebases (README,
+    # "Run time"); containers and cluster nodes import their own.
+    if (
+        config["fork_server"]
+        and config["runtime"] == "local"
+        and workflow.local_exec
+    ):
+        start_for_jobs(Path("logs/forkserver.log"))
+
+
+onsuccess:
+    stop()
+
+
 onerror:
     # A failed cell still appears in the docs, with its reason; the run itself stays failed.
     # (braces doubled: the command holds the gates as JSON, and shell() formats its argument)
     command = f"{report_command(PLAN.all_results())} --after-failure && {publish_command()} || true"
     shell(command.replace("{", "{{").replace("}", "}}"))
+    stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -93,6 +94,9 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert "export failed" in md
     assert (work / "logs" / "measure" / "bad_shape" / "128x128" / "cpu"
             / "pytorch-fp32-b1-r1.log").is_file()
+    # Every step was forked from the server, which stopped with the run.
+    served = (work / "logs" / "forkserver.log").read_text()
+    assert re.search(r"\d+: deploybench measure ", served) and "stop requested" in served
 
     # Without the broken model the run succeeds; only the report is rebuilt. The published
     # docs keep the broken model's rows (a run removes nothing it did not re-measure).
@@ -163,8 +167,9 @@ def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
         assert re.search(rf"\b{rule} +[0-9]+\b", planned), (rule, planned[-3000:])
 
 
-def _measure_jobs(work: Path) -> list[int]:
-    """The `deploybench measure` processes working in `work` (their paths are relative)."""
+def _measure_jobs(work: Path, server: bool = False) -> list[int]:
+    """The `deploybench measure` processes working in `work` (their paths are relative): the
+    client and its forked step (named as the step), and with `server` the fork server."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -173,9 +178,19 @@ def _measure_jobs(work: Path) -> list[int]:
                 cwd = Path(os.readlink(entry / "cwd"))
             except OSError:
                 continue
-            if cwd == work and "deploybench measure" in cmdline:
+            if cwd == work and ("deploybench measure" in cmdline
+                                or server and "forkserver serve" in cmdline):
                 found.append(int(entry.name))
     return found
+
+
+def _forked_step(work: Path) -> bool:
+    """A forked step's command line is its own (the client's starts with its Python)."""
+    for pid in _measure_jobs(work):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"deploybench measure"):
+                return True
+    return False
 
 
 def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_path: Path
@@ -200,15 +215,19 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
             assert proc.poll() is None, "snakemake ended before its measure job started"
             time.sleep(1)
         assert _measure_jobs(work), "the measure job never started"
+        deadline = time.monotonic() + 30
+        while not _forked_step(work) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _forked_step(work), "the measure step was not forked from the fork server"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 30
-        while _measure_jobs(work) and time.monotonic() < deadline:
+        while _measure_jobs(work, server=True) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert not _measure_jobs(work), "the measure job outlived its Snakemake"
+        assert not _measure_jobs(work, server=True), "the measure job outlived its Snakemake"
     finally:  # whatever failed, nothing of this test keeps running
         proc.kill()
-        for pid in _measure_jobs(work):
+        for pid in _measure_jobs(work, server=True):
             os.kill(pid, signal.SIGKILL)
     assert list((work / ".snakemake" / "locks").glob("*.lock"))  # the dead run's lock
     # One command: the stale lock is cleared, the unfinished job planned again.

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploybench import watchdog
+from deploybench import forkserver, watchdog
 from deploybench.errors import UserError
 from deploybench.provenance import usable_cores
 
@@ -274,6 +274,14 @@ def _cmd_fixture_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forkserver(args: argparse.Namespace) -> int:
+    if args.forkserver_step == "serve":
+        return forkserver.serve(args.socket, args.parent_pid, args.idle_seconds)
+    if not forkserver.stop(args.socket):
+        raise UserError("no fork server answers there")
+    return 0
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
     p.add_argument("--task", required=True,
@@ -452,10 +460,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True)
     t.add_argument("--work-dir")
     t.set_defaults(func=_cmd_fixture_train)
+
+    p = steps.add_parser("forkserver", help="the process that forks steps with torch, mmdet and "
+                                             "mmseg already imported (started by the Snakefile)")
+    sub = p.add_subparsers(dest="forkserver_step", required=True, metavar="ACTION")
+    f = sub.add_parser("serve", help="import, then serve steps on a Unix socket")
+    f.add_argument("--socket", required=True, type=Path)
+    f.add_argument("--parent-pid", type=int, help="stop when this process exits")
+    f.add_argument("--idle-seconds", type=float, default=900.0)
+    f = sub.add_parser("stop", help="stop the server")
+    f.add_argument("--socket", help=f"default: ${forkserver.ENV}")
+    p.set_defaults(func=_cmd_forkserver)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    served = forkserver.run_in_server(argv)
+    if served is not None:
+        return served
     args = build_parser().parse_args(argv)
     watchdog.start()
     try:
