@@ -74,6 +74,13 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # Every cell is gated except the reference itself (a check that could not fail).
     reference = (ran.backend == "pytorch") & (ran.precision == "fp32")
     assert ran[~reference].gate_passed.notna().all() and ran[reference].gate_passed.isna().all()
+    # ... each with the bootstrap interval of its drop (the same predictions: about zero)
+    detection = ~reference & (ran.task == "detection")
+    assert ran[detection].bbox_mAP_drop_ci95_low.notna().all()
+    assert ran[~reference & (ran.task == "segmentation")].mIoU_drop_ci95_high.notna().all()
+    fp32 = ran[detection & (ran.precision == "fp32")]
+    assert fp32.bbox_mAP_drop_ci95_low.abs().le(1e-3).all()
+    assert fp32.bbox_mAP_drop_ci95_high.abs().le(1e-3).all()
     # Every step ran at the second shape: its own export, int8 build, timing and accuracy.
     wide = ran[ran.resolution == "224x192"]
     assert len(wide) == 3 and set(wide.input) == {"1x3x224x192"}

@@ -152,8 +152,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     settings = {**_settings(args, "backend", "precision", "device", "limit", "reference",
                             "parity_images", "parity_iou", "parity_score_threshold"),
                 "threads": args.threads or usable_cores()}
+    per_image = Path(args.per_image_out) if args.per_image_out else None
     return run_step("evaluate", cell, args.out, settings, [args.config], lambda: evaluate_cell(
-        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity), _used(args))
+        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity, per_image),
+        _used(args))
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -384,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-images", type=int, default=20)
     p.add_argument("--parity-iou", type=float, default=0.5)
     p.add_argument("--parity-score-threshold", type=float, default=0.3)
+    p.add_argument("--per-image-out", help="npz for the metric's per-image statistics (the "
+                                           "report's bootstrap of the accuracy drop)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = steps.add_parser("reference", help="PyTorch fp32 outputs on the first test images")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from deploybench import metric_bootstrap
 from deploybench.backends import skip_reason
 from deploybench.cell import CellInputs, OpenCell, check_input_shape, open_cell
 from deploybench.parity import Sample, compare, load_reference, save_reference
@@ -45,11 +46,33 @@ def _predict(opened: OpenCell, export_shape: list[int] | None, limit: int | None
     return count, kept
 
 
+def _reproduced(per_image: dict[str, dict[str, np.ndarray]], metrics: dict[str, float],
+                count: int) -> dict[str, dict[str, np.ndarray]]:
+    """The per-image statistics that give back the metric as reported (to its rounding): only
+    those may stand for it in the report's bootstrap."""
+    kept = {}
+    for key, stats in per_image.items():
+        value = metrics.get(key)
+        again = float(metric_bootstrap.metric_value(key, stats, np.ones(count))[0])
+        tolerance = 0.006 if key == metric_bootstrap.MIOU else 0.0006  # mmdet/mmseg rounding
+        if value is not None and metric_bootstrap.images(stats) == count and \
+                abs(again - value) <= tolerance:
+            kept[key] = stats
+        else:
+            print(f"warning: per-image {key} gives {again:.4f}, the metric {value}; the gate "
+                  "goes without the metric's bootstrap interval")
+    return kept
+
+
 def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None,
-                  limit: int | None = None, parity: ParitySettings = ParitySettings()
-                  ) -> tuple[str, str, dict[str, Any]]:
+                  limit: int | None = None, parity: ParitySettings = ParitySettings(),
+                  per_image_out: Path | None = None) -> tuple[str, str, dict[str, Any]]:
+    """`per_image_out`: where the metric's per-image statistics go (an empty file where the
+    cell did not run), for the report's bootstrap of the accuracy drop."""
     reason = skip_reason(cell.backend, cell.precision, inputs.device)
     if reason:
+        if per_image_out:
+            metric_bootstrap.save(per_image_out, {})
         return "skipped", reason, {}
     start = time.perf_counter()
     keep = parity.images if parity.reference else 0
@@ -58,11 +81,17 @@ def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None
         count, kept = _predict(opened, export_shape, limit, keep, evaluator)
         if count < len(opened.dataset):
             opened.adapter.score_only_processed(evaluator)
-        metrics = opened.adapter.metric_names(evaluator.evaluate(count))
+        with metric_bootstrap.captured(evaluator) as per_image:
+            raw = evaluator.evaluate(count)
+        metrics = opened.adapter.metric_names(raw)
         split = len(opened.dataset)
     data: dict[str, Any] = {"metrics": {k: float(v) for k, v in metrics.items()},
                             "num_images": count, "split_images": split,
                             "seconds": time.perf_counter() - start}
+    if per_image_out:
+        per_image = _reproduced(per_image, data["metrics"], count)
+        metric_bootstrap.save(per_image_out, per_image)
+        data["per_image"] = {"file": Path(per_image_out).name, "metrics": sorted(per_image)}
     if cell.task != "segmentation" and "bbox_mAP" not in metrics:
         # mmdet's CocoMetric returns nothing when no prediction passed the score threshold: an
         # explicit zero, not a row that vanishes while the gates say "passed".

@@ -29,7 +29,9 @@ rule evaluate:
         unpack(cell_inputs),
         reference=PLAN.reference("{model}", "{shape}"),
     output:
-        f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        result=f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.json",
+        # the metric per image, for the report's bootstrap of the drop vs PyTorch fp32
+        images=f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.images.npz",
     log:
         "logs/evaluate/{model}/{shape}/{device}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
@@ -55,4 +57,4 @@ rule evaluate:
         "deploybench evaluate {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} {params.artifact} --device {wildcards.device}"
         " --threads {threads} {params.limit} --reference {input.reference:q} {params.parity}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --per-image-out {output.images:q} --out {output.result:q} > {log:q} 2>&1"

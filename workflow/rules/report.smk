@@ -1,6 +1,8 @@
 import json
 import shlex
 
+from deploybench.metric_bootstrap import per_image_path
+
 
 def report_command(results):
     strict = " --strict" if config["report"]["strict"] else ""
@@ -22,10 +24,22 @@ def publish_command(stamp=""):
     return shlex.join(args)
 
 
+def per_image_files():
+    """The evaluate step's per-image metric files, for the bootstrap of each accuracy drop
+    (cells this machine cannot run have none)."""
+    unavailable = set(UNAVAILABLE)
+    return [
+        str(per_image_path(r))
+        for r in PLAN.all_results()
+        if "/evaluate/" in r and r not in unavailable
+    ]
+
+
 # The run's own docs, from its own results (git-ignored, under results/<profile>/<run>/).
 rule report:
     input:
-        PLAN.all_results(),
+        results=PLAN.all_results(),
+        per_image=per_image_files(),
     output:
         PLAN.run_report_files(),
     log:

@@ -16,6 +16,7 @@ from deploybench.atomic import write_json, write_text
 from deploybench.backends import PRECISIONS
 from deploybench.measure.machine_state import REFERENCE_KERNEL
 from deploybench.measure.run import END_TO_END, SCOPE
+from deploybench.report import drop_intervals
 from deploybench.report.table import (
     BUSY_OTHER_CORES,
     BUSY_REFERENCE,
@@ -209,12 +210,28 @@ def stages_table(records: list[dict[str, Any]]) -> str:
 GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
 
 
-def _reference(group: pd.DataFrame, metric: str) -> tuple[float, str]:
-    """(the reference's value, its device): PyTorch fp32 on the CPU; on the GPU where the
-    matrix has no CPU cells."""
+def _reference_row(group: pd.DataFrame, metric: str) -> Any:
+    """PyTorch fp32 on the CPU; on the GPU where the matrix has no CPU cells; else None."""
     ref = group[(group.backend == REFERENCE[0]) & (group.precision == REFERENCE[1])
                 & group[metric].notna()].sort_values("device", key=lambda d: d != "cpu")
-    return (ref[metric].iloc[0], ref.device.iloc[0]) if not ref.empty else (float("nan"), "")
+    return None if ref.empty else ref.iloc[0]
+
+
+def _reference(group: pd.DataFrame, metric: str) -> tuple[float, str]:
+    """(the reference's value, its device)."""
+    ref = _reference_row(group, metric)
+    return (float("nan"), "") if ref is None else (ref[metric], ref.device)
+
+
+def _drop_interval(row: Any, metric: str, reference: Any) -> tuple[float, float] | None:
+    """The drop's bootstrap interval, where the cell and the reference come from the same run
+    (the interval was drawn against that reference)."""
+    low = getattr(row, f"{metric}_drop_ci95_low", None)
+    high = getattr(row, f"{metric}_drop_ci95_high", None)
+    if low is None or pd.isna(low) or pd.isna(high) or reference is None \
+            or reference.run != row.run:
+        return None
+    return float(low), float(high)
 
 
 def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -225,6 +242,7 @@ def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.
         for metric, tolerances in gates.items():
             if metric not in group or group[metric].isna().all():
                 continue
+            reference = _reference_row(group, metric)
             ref, ref_device = _reference(group, metric)
             for r in group.itertuples():
                 value, tol = getattr(r, metric), tolerances.get(r.precision)
@@ -233,12 +251,19 @@ def gate_results(frame: pd.DataFrame, gates: dict[str, dict[str, float]]) -> pd.
                 if (r.backend, r.precision, r.device) == (*REFERENCE, ref_device):
                     continue  # the reference itself: a check that cannot fail
                 drop = ref - value
+                interval = _drop_interval(r, metric, reference)
+                beyond = drop > tol + 1e-9
+                # Outside only where even the interval's low end is beyond the tolerance:
+                # a drop that one image's difference can make is the metric's noise.
+                noise = beyond and interval is not None and interval[0] <= tol + 1e-9
                 rows.append({"model": r.model, "resolution": r.resolution, "backend": r.backend,
                              "device": r.device, "precision": r.precision, "metric": metric,
                              "value": value, "drop": drop, "tolerance": tol,
-                             "passed": drop <= tol + 1e-9})
+                             "drop_ci95": interval, "within_noise": noise,
+                             "passed": not beyond or noise})
     return pd.DataFrame(rows, columns=["model", "resolution", "backend", "device", "precision",
-                                       "metric", "value", "drop", "tolerance", "passed"])
+                                       "metric", "value", "drop", "tolerance", "drop_ci95",
+                                       "within_noise", "passed"])
 
 
 def _images(group: pd.DataFrame) -> str:
@@ -258,6 +283,8 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
     fp32 at that shape."""
     failed = {(g.model, g.resolution, g.backend, g.device, g.precision, g.metric)
               for g in gates.itertuples() if not g.passed}
+    noise = {(g.model, g.resolution, g.backend, g.device, g.precision, g.metric)
+             for g in gates.itertuples() if g.within_noise}
     rows = []
     for (model, shape), group in _ran(frame).groupby(["model", "resolution"], sort=False):
         for metric in METRICS:
@@ -273,8 +300,9 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
                     line[_combo(row)] = row.status if row.status != "ok" else ""
                     continue
                 delta = "" if pd.isna(ref) else f" ({value - ref:+{fmt}})"
-                mark = (" **outside gate**" if (model, shape, row.backend, row.device,
-                                                  row.precision, metric) in failed else "")
+                at = (model, shape, row.backend, row.device, row.precision, metric)
+                mark = (" **outside gate**" if at in failed else
+                        " (beyond gate, within noise)" if at in noise else "")
                 empty = " (no detections)" if row.no_detections is True else ""
                 line[_combo(row)] = _num(value, fmt) + empty + delta + mark
             rows.append(line)
@@ -292,11 +320,40 @@ def gates_table(gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) ->
              "`deploybench report --strict` exits non-zero when a cell is outside.\n\n")
     if gates.empty:
         return intro + "No evaluated cell has a gated metric.\n"
+    intro += ("A drop beyond its tolerance fails only where the low end of its 95 % interval "
+              "(a paired bootstrap over the test images: the cell and PyTorch fp32 on the same "
+              "resampled images, 1000 times) is beyond it too; otherwise it is within the "
+              "metric's own noise on this split, and said so.\n\n")
+
+    def named(g: Any) -> str:
+        interval = ("" if g.drop_ci95 is None else
+                    f" (95 % interval {g.drop_ci95[0]:.4g} to {g.drop_ci95[1]:.4g})")
+        return (f"{g.model} {g.resolution} {g.backend} {g.precision} ({g.device}) {g.metric} "
+                f"drop {g.drop:.4g}{interval} > {g.tolerance:g}")
+
     bad = gates[~gates.passed]
-    outside = [f"{g.model} {g.resolution} {g.backend} {g.precision} ({g.device}) {g.metric} drop "
-               f"{g.drop:.4g} > {g.tolerance:g}" for g in bad.itertuples()]
+    noise = gates[gates.within_noise.astype(bool)]
     summary = f"{len(gates) - len(bad)} of {len(gates)} checks passed"
-    return intro + summary + (f"; outside: {', '.join(outside)}." if outside else ".") + "\n"
+    if not noise.empty:
+        summary += (f", {len(noise)} of them within the metric's noise only: "
+                    + ", ".join(named(g) for g in noise.itertuples()))
+    outside = [named(g) for g in bad.itertuples()]
+    def signed(value: float, metric: str) -> str:
+        text = f"{value:+.2f}" if metric == "mIoU" else f"{value:+.4f}"
+        return text.replace("+0.0000", "0").replace("-0.0000", "0").replace(
+            "+0.00", "0").replace("-0.00", "0") if abs(value) < 5e-5 else text
+
+    rows = [{"Model": g.model, "Input": g.resolution, "Cell": _combo(g), "Metric": g.metric,
+             "drop": signed(g.drop, g.metric),
+             "95 % interval": ("" if g.drop_ci95 is None else
+                               f"{signed(g.drop_ci95[0], g.metric)} to "
+                               f"{signed(g.drop_ci95[1], g.metric)}"),
+             "tolerance": f"{g.tolerance:g}",
+             "verdict": ("outside" if not g.passed else
+                         "within noise" if g.within_noise else "passed")}
+            for g in gates.itertuples()]
+    return (intro + summary + (f"; outside: {', '.join(outside)}." if outside else ".")
+            + "\n\n" + _md(pd.DataFrame(rows)))
 
 
 def _share(value: Any, boxes: Any) -> str:
@@ -584,6 +641,7 @@ def build_report(results: list[str], profile: str, out_dir: Path,
     """Write a run's docs from its result files; return (failed cells, gate checks outside
     their tolerance)."""
     records = [{**r, "run": run} for r in read_records(list(results))]
+    drop_intervals.annotate(records, list(results))
     return write_report(records, profile, out_dir, tolerances, run)
 
 

@@ -17,6 +17,9 @@ from deploybench.results import load_result
 KEY = ["model", "task", "resolution", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
+# The paired bootstrap's 95 % interval of the drop vs PyTorch fp32 (report/drop_intervals.py)
+DROP_CI = [f"{m}_drop_ci95_{end}" for m in ("bbox_mAP", "segm_mAP", "mIoU")
+           for end in ("low", "high")]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
           "parity_worst_output", "boxes_matched", "cell_boxes_matched", "reference_boxes",
           "cell_boxes", "mean_score_diff", "mean_mask_iou",
@@ -34,7 +37,7 @@ COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run"
            "checkpoint_sha256", "artifact_sha256",
            *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
            "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", "split_images",
-           "no_detections", *METRICS, *PARITY]
+           "no_detections", *METRICS, *DROP_CI, *PARITY]
 
 
 def _step_of(path: str) -> str:
@@ -121,6 +124,8 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
             row["split_images"] = result.get("split_images")
             row["no_detections"] = result.get("no_detections")
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
+            for metric, (low, high) in (result.get("metric_drop_ci95") or {}).items():
+                row[f"{metric}_drop_ci95_low"], row[f"{metric}_drop_ci95_high"] = low, high
             row.update(_parity_columns(result.get("parity")))
     tasks = {row["model"]: row["task"] for row in rows.values() if row["task"]}
     for row in rows.values():
