@@ -76,3 +76,23 @@ def test_max_seconds_bounds_a_slow_cell() -> None:
     samples = time_calls(lambda: time.sleep(0.01), StoppingRule(0, 0.0, 10_000, 0.0,
                                                                 max_seconds=0.05))
     assert 1 <= len(samples) < 10_000
+
+
+def test_repeats_interval_reaches_beyond_the_repeats_and_never_below_the_bootstrap() -> None:
+    from deploybench.measure.stats import hierarchical_median_ci95, repeats_median_ci95
+
+    rng = np.random.default_rng(0)
+    # three runs whose medians differ by a factor (a shared, busy machine)
+    runs = [rng.normal(level, 0.05 * level, 200) for level in (4.0, 7.0, 6.0)]
+    low, high = repeats_median_ci95(runs)
+    boot_low, boot_high = hierarchical_median_ci95(runs)
+    assert low <= boot_low and high >= boot_high
+    assert low < 4.0 * 0.95 and high > 7.0 * 1.05  # beyond what three values can show
+    assert low > 0
+    # repeats that agree: the within-run bootstrap is the floor
+    same = [rng.normal(5.0, 0.5, 200) for _ in range(3)]
+    low, high = repeats_median_ci95(same)
+    assert (low, high) == pytest.approx(hierarchical_median_ci95(same), rel=0.5)
+    assert low <= hierarchical_median_ci95(same)[0]
+    # one repeat: its samples' bootstrap
+    assert repeats_median_ci95(runs[:1]) == hierarchical_median_ci95(runs[:1])

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploybench.measure.stats import hierarchical_median_ci95, latency_stats
+from deploybench.measure.stats import latency_stats, repeats_median_ci95
 from deploybench.results import load_result
 
 # resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
@@ -194,7 +194,7 @@ def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     repeats' own medians lie apart (max - min over their median)."""
     samples = [ms for r in repeats for ms in r["samples_ms"]]
     stats = latency_stats(samples, batch)
-    low, high = hierarchical_median_ci95([r["samples_ms"] for r in repeats])
+    low, high = repeats_median_ci95([r["samples_ms"] for r in repeats])
     medians = [r["latency_ms"]["median"] for r in repeats]
     first = repeats[0]
     states = [r.get("machine_state") or {} for r in repeats]
