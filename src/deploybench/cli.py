@@ -276,6 +276,16 @@ def _cmd_fixture_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from deploybench import zoo
+
+    if args.zoo_step == "show":
+        print(zoo.describe(zoo.lookup(args.name)), end="")
+    else:
+        print(zoo.listing(zoo.search(args.task, args.grep, args.dataset)), end="")
+    return 0
+
+
 def _cmd_forkserver(args: argparse.Namespace) -> int:
     if args.forkserver_step == "serve":
         return forkserver.serve(args.socket, args.parent_pid, args.idle_seconds)
@@ -464,6 +474,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True)
     t.add_argument("--work-dir")
     t.set_defaults(func=_cmd_fixture_train)
+
+    p = steps.add_parser("zoo", help="the mmdet / mmseg model zoo, from the installed "
+                                      "packages' metafiles (offline)")
+    sub = p.add_subparsers(dest="zoo_step", required=True, metavar="ACTION")
+    z = sub.add_parser("list", help="the zoo's models, a line each")
+    z.add_argument("--task", choices=("detection", "instance_segmentation", "segmentation"))
+    z.add_argument("--dataset", help="e.g. COCO, Cityscapes")
+    z.add_argument("--grep", help="a regular expression on the name or config file stem")
+    z = sub.add_parser("show", help="one model: config, weights, task, published metrics")
+    z.add_argument("name", help="the metafile Name or the config file stem")
+    p.set_defaults(func=_cmd_zoo)
 
     p = steps.add_parser("forkserver", help="the process that forks steps with torch, mmdet and "
                                              "mmseg already imported (started by the Snakefile)")

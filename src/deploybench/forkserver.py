@@ -44,7 +44,7 @@ PRELOAD = (
     "deploybench.cli", "deploybench.evaluate", "deploybench.measure.run",
 )
 # Steps that start no Python work of their own are not worth a fork.
-LOCAL_STEPS = frozenset({"forkserver", "container", "image", "check-config"})
+LOCAL_STEPS = frozenset({"forkserver", "container", "image", "check-config", "zoo"})
 GRACE_SECONDS = 10.0
 SOCKET_DIR_PREFIX = "deploybench-fork-"
 _HEADER = struct.Struct("!I")
