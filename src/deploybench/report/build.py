@@ -118,10 +118,13 @@ def conditions(frame: pd.DataFrame) -> str:
     others = (f"other processes took up to {timed.other_cores_max.max():.2f} cores during a "
               f"timed window (steal up to {timed.steal_cores_max.max():.2f})"
               if timed.other_cores_max.notna().any() else "")
-    typical = timed.ci_rel_halfwidth.median()
-    resolution = (f"The typical cell's median is known to +-{100 * typical:.1f} % (the median "
-                  "half-width of the 95 % intervals below): differences between cells smaller "
-                  f"than about {200 * typical:.0f} % are not resolved by these runs.")
+    # Intervals over repeats are symmetric on a log scale: a factor either way.
+    factor = float(((timed.latency_ms_median_ci95_high
+                     / timed.latency_ms_median_ci95_low) ** 0.5).median())
+    resolution = (f"The typical cell's median is known to within a factor of {factor:.2f} "
+                  "either way (the median over cells of the square root of the 95 % interval's "
+                  "upper over lower bound, below): medians less than about "
+                  f"{factor ** 2:.1f} x apart are not told apart by these runs.")
     lines = ["## Measurement conditions\n",
              f"Noise floor of this machine over the runs shown: {floor}; {others}. A cell is "
              f"flagged *busy machine* when other processes took {BUSY_OTHER_CORES:g} cores or "
