@@ -109,12 +109,12 @@ def test_per_image_miou_is_mmseg_miou() -> None:
 def test_the_paired_interval_is_zero_for_the_same_predictions_and_covers_a_drop() -> None:
     reference = mb.coco_image_stats(_coco_eval(*_dataset([0, 1, 2, 3, 4, 5])))
     draws = mb.draws(6)
-    same = mb.replicate_values("bbox_mAP", reference, draws)
+    same = mb.metric_value("bbox_mAP", reference, draws)
     assert mb.drop_ci95(same, same) == (0.0, 0.0)
     gt, results = _dataset([0, 1, 2, 3, 4, 5])
     worse = _coco_eval(gt, [r for r in results if r["image_id"] != 2])  # image 2 lost its boxes
     cell = mb.coco_image_stats(worse)
-    low, high = mb.drop_ci95(same, mb.replicate_values("bbox_mAP", cell, draws))
+    low, high = mb.drop_ci95(same, mb.metric_value("bbox_mAP", cell, draws))
     drop = _coco_eval(gt, results).stats[0] - worse.stats[0]
     assert drop > 0 and low <= drop <= high and high - low > 0.01
 

@@ -79,7 +79,7 @@ def run_in_server(argv: Sequence[str]) -> int | None:
     """The step's exit status from a child of the server; None where no server answers (the
     caller then runs the step itself)."""
     path = os.environ.get(ENV)
-    if not path or (argv[:1] and argv[0] in LOCAL_STEPS) or not argv:
+    if not path or not argv or argv[0] in LOCAL_STEPS:
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

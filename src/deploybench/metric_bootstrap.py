@@ -207,12 +207,6 @@ def draws(n: int, replicates: int = REPLICATES, seed: int = SEED) -> np.ndarray:
     return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
 
 
-def replicate_values(key: str, stats: dict[str, np.ndarray], weights: np.ndarray
-                     ) -> np.ndarray:
-    """The metric under every replicate (row) of `weights`."""
-    return metric_value(key, stats, weights)
-
-
 def drop_ci95(reference: np.ndarray, cell: np.ndarray) -> tuple[float, float] | None:
     """95 % percentile interval of (reference - cell) over paired replicates."""
     drops = reference - cell

@@ -4,12 +4,12 @@ that a difference of one image on a small split does not fail a cell."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploybench import metric_bootstrap
+from deploybench.report.table import step_of
 from deploybench.results import load_result
 
 REFERENCE = ("pytorch", "fp32", "cpu")
@@ -21,27 +21,22 @@ def _cell_key(cell: dict[str, Any]) -> tuple:
             cell.get("device", "cpu"), cell.get("batch", 1))
 
 
-def _per_image(path: str) -> dict[str, dict[str, np.ndarray]] | None:
+def _evaluated(path: str) -> tuple[tuple, dict[str, dict[str, np.ndarray]]] | None:
+    """(cell key, per-image statistics) of an evaluate result that has them."""
     result = load_result(path)
     if not result or result.get("status") != "ok" or not result.get("per_image"):
         return None
     stats_path = metric_bootstrap.per_image_path(path)
     if stats_path.name != result["per_image"]["file"] or not stats_path.is_file():
         return None
-    return metric_bootstrap.load(stats_path)
+    return _cell_key(result["cell"]), metric_bootstrap.load(stats_path)
 
 
 def drop_intervals(results: list[str]) -> dict[tuple, dict[str, list[float]]]:
     """{cell key: {metric: [low, high]}} for the evaluate results among `results` whose
     reference (PyTorch fp32 on the CPU, same model and input shape) ran on the same images."""
-    evaluated = {}
-    for path in results:
-        if Path(path).parent.parent.parent.parent.name != "evaluate":
-            continue
-        stats = _per_image(path)
-        result = load_result(path) if stats else None
-        if result:
-            evaluated[_cell_key(result["cell"])] = stats
+    evaluated = dict(filter(None, (_evaluated(p) for p in results
+                                   if step_of(p) == "evaluate")))
     intervals: dict[tuple, dict[str, list[float]]] = {}
     reference_values: dict[tuple, np.ndarray] = {}  # the reference's replicates, computed once
     for key, stats in evaluated.items():
@@ -56,11 +51,11 @@ def drop_intervals(results: list[str]) -> dict[tuple, dict[str, list[float]]]:
                 continue
             draws = metric_bootstrap.draws(metric_bootstrap.images(ref_stats))
             if (ref_key, metric) not in reference_values:
-                reference_values[(ref_key, metric)] = metric_bootstrap.replicate_values(
+                reference_values[(ref_key, metric)] = metric_bootstrap.metric_value(
                     metric, ref_stats, draws)
             interval = metric_bootstrap.drop_ci95(
                 reference_values[(ref_key, metric)],
-                metric_bootstrap.replicate_values(metric, cell_stats, draws))
+                metric_bootstrap.metric_value(metric, cell_stats, draws))
             if interval:
                 intervals.setdefault(key, {})[metric] = list(interval)
     return intervals

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from deploybench.measure.stats import latency_stats, repeats_median_ci95
+from deploybench.metric_bootstrap import COCO_METRICS, MIOU
 from deploybench.results import load_result
 
 # resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
@@ -18,7 +19,7 @@ KEY = ["model", "task", "resolution", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
 METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
 # The paired bootstrap's 95 % interval of the drop vs PyTorch fp32 (report/drop_intervals.py)
-DROP_CI = [f"{m}_drop_ci95_{end}" for m in ("bbox_mAP", "segm_mAP", "mIoU")
+DROP_CI = [f"{m}_drop_ci95_{end}" for m in (*COCO_METRICS.values(), MIOU)
            for end in ("low", "high")]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
           "parity_worst_output", "boxes_matched", "cell_boxes_matched", "reference_boxes",
@@ -40,7 +41,7 @@ COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run"
            "no_detections", *METRICS, *DROP_CI, *PARITY]
 
 
-def _step_of(path: str) -> str:
+def step_of(path: str) -> str:
     parts = Path(path).parts
     return next((p for p in reversed(parts) if p in ("export", "build", "measure", "evaluate")), "")
 
@@ -64,8 +65,8 @@ def read_records(paths: list[str]) -> list[dict[str, Any]]:
         result = load_result(path)
         if result is not None:
             records.append(result)
-        elif _step_of(path) in ("measure", "evaluate"):
-            records.append({"step": _step_of(path), "cell": _cell_from_path(path),
+        elif step_of(path) in ("measure", "evaluate"):
+            records.append({"step": step_of(path), "cell": _cell_from_path(path),
                             "status": "failed", "reason": "", "missing": True, "settings": {}})
     return records
 
