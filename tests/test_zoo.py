@@ -36,6 +36,11 @@ def test_a_name_that_does_not_exist_gets_the_closest() -> None:
         zoo.lookup("retinanet_r50_fpn_1x_cocoo")
 
 
+def test_a_bad_pattern_is_named() -> None:
+    with pytest.raises(UserError, match=r"--grep '\(' is not a regular expression"):
+        zoo.search(grep="(")
+
+
 def test_the_seed_tables_models_are_in_the_zoo() -> None:
     """The architectures of the pages deploybench regenerates (../shared/seeds/)."""
     for pattern, task in [("^retinanet_r50_fpn_1x", "detection"), ("^fcos_", "detection"),

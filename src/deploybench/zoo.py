@@ -131,7 +131,11 @@ def lookup(name: str) -> ZooModel:
 
 def search(task: str | None = None, grep: str | None = None,
            dataset: str | None = None) -> list[ZooModel]:
-    pattern = re.compile(grep, re.IGNORECASE) if grep else None
+    try:
+        pattern = re.compile(grep, re.IGNORECASE) if grep else None
+    except re.error as err:
+        raise UserError(f"--grep {grep!r} is not a regular expression ({err}); e.g. "
+                        "'^retinanet_r50' or 'segformer'") from None
     return [m for m in index()
             if (task is None or m.task == task)
             and (dataset is None or m.dataset.lower() == dataset.lower())
