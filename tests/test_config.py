@@ -27,7 +27,6 @@ def test_default_config_is_valid_and_defaults_fill(config: dict) -> None:
     valid = validate(config)
     assert valid["measure"]["min_iters"] == 20 and valid["measure"]["threads"] == 0
     assert valid["matrix"]["backends"] == ["pytorch", "torchscript", "onnxruntime", "openvino"]
-    assert valid["models"]["rtmdet_tiny_shapes"]["checkpoint"]["allow_pickle"] is False
     assert valid["matrix"]["devices"] == ["cpu"]
     plan = Plan(valid)
     assert [(c.backend, c.precision) for c in plan.cells()][:3] == [

@@ -26,7 +26,7 @@ from .conftest import checkpoint_path, model_entry
                                              ("fast_scnn_shapes", (384, 384))])
 def test_model_runs_at_another_shape(name: str, shape: tuple[int, int], small_dataset: Path,
                                      tmp_path: Path) -> None:
-    adapter = load_adapter(model_entry(name)["config"], checkpoint_path(name), "cpu", False,
+    adapter = load_adapter(model_entry(name)["config"], checkpoint_path(name), "cpu",
                            shape)
     dataset = adapter.dataset(small_dataset)
     _, batch, samples = next(adapter.batches(dataset))

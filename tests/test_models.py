@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from deploybench.export.onnx_export import export_onnx
 from deploybench.measure.run import measure_cell
 from deploybench.measure.timing import StoppingRule
 from deploybench.models.adapter import load_adapter
-from deploybench.models.loading import load_weights
 from deploybench.results import Cell
 
 from .conftest import checkpoint_path, model_entry
@@ -157,18 +155,6 @@ def test_missing_checkpoint_and_dataset_say_how_to_get_them(tmp_path: Path,
     adapter = load_adapter(entry["config"], checkpoint_path("fast_scnn_shapes"))
     with pytest.raises(UserError, match="run the pipeline's data step"):
         adapter.dataset(tmp_path / "no-data")
-
-
-def test_full_training_checkpoint_needs_explicit_permission(tmp_path: Path) -> None:
-    state = load_weights(checkpoint_path("fast_scnn_shapes"))
-    full = tmp_path / "full.pth"
-    # What a training run saves: weights plus pickled Python objects (here a numpy array).
-    torch.save({"state_dict": state, "meta": {"history": np.arange(3)}}, full)
-    with pytest.raises(UserError, match="allow_pickle: true"):
-        load_weights(full)
-    # Unpickled only with its sha256, checked on the very bytes that are loaded.
-    digest = hashlib.sha256(full.read_bytes()).hexdigest()
-    assert load_weights(full, allow_pickle=True, sha256=digest).keys() == state.keys()
 
 
 def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ class CellInputs:
     checkpoint: Path
     data_root: Path
     artifact: Path | None = None
-    allow_pickle: bool = False
     device: str = "cpu"
     threads: int = 1
     pipeline_shape: tuple[int, int] | None = None  # set the test pipeline to this [h, w]
@@ -40,7 +39,7 @@ class OpenCell:
 def open_cell(backend: str, precision: str, inputs: CellInputs) -> Iterator[OpenCell]:
     # Pre- and post-processing run in torch whatever the backend: keep them to the same threads.
     torch.set_num_threads(inputs.threads)
-    adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device, inputs.allow_pickle,
+    adapter = load_adapter(inputs.config, inputs.checkpoint, inputs.device,
                            inputs.pipeline_shape, inputs.checkpoint_sha256)
     dataset = adapter.dataset(inputs.data_root)
     if len(dataset) == 0:

@@ -54,7 +54,7 @@ def _cell_inputs(args: argparse.Namespace):
     threads = args.threads or usable_cores()
     artifact = Path(args.artifact) if getattr(args, "artifact", None) else None
     return CellInputs(Path(args.config), Path(args.checkpoint), Path(args.data), artifact,
-                      args.allow_pickle, args.device, threads, _pipeline_shape(args),
+                      args.device, threads, _pipeline_shape(args),
                       args.checkpoint_sha256)
 
 
@@ -76,7 +76,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from deploybench.results import run_step
 
     def body():
-        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
+        adapter = load_adapter(args.config, args.checkpoint, "cpu",
                                _pipeline_shape(args), args.checkpoint_sha256)
         dataset = adapter.dataset(args.data)
         _, sample, _ = next(adapter.batches(dataset, 1))
@@ -107,7 +107,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         if reason:
             placeholder(Path(args.artifact))
             return "skipped", reason, {}
-        adapter = load_adapter(args.config, args.checkpoint, "cpu", args.allow_pickle,
+        adapter = load_adapter(args.config, args.checkpoint, "cpu",
                                _pipeline_shape(args), args.checkpoint_sha256)
         return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
                                         args.precision, Path(args.onnx), Path(args.artifact),
@@ -302,8 +302,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
     p.add_argument("--checkpoint-sha256",
                    help="check the checkpoint against this sha256 where it is loaded")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="load a full training checkpoint, not only weights")
     p.add_argument("--data", required=True, help="dataset root the model config reads")
     p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"),
                    help="the network input the cell runs at")

@@ -361,6 +361,4 @@ def model_args(plan: Plan, name: str, shape: str) -> str:
             "--input-shape", height, width]
     if shape != shape_tag(model["input_shape"]):
         args.append("--resize-pipeline")
-    if model["checkpoint"]["allow_pickle"]:
-        args.append("--allow-pickle")
     return shlex.join(args)

@@ -272,7 +272,6 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {"mmdet": DetectionAdapter, "mmseg": S
 
 
 def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu",
-                 allow_pickle: bool = False,
                  input_shape: tuple[int, int] | None = None,
                  sha256: str | None = None) -> ModelAdapter:
     """The model of `config` with `checkpoint`'s weights; `input_shape` ([h, w]): set its test
@@ -282,5 +281,5 @@ def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu"
         set_input_shape(cfg, input_shape)
     codebase = codebase_of(cfg)
     register_codebase(codebase)
-    model = build_model(cfg, checkpoint, device, allow_pickle, sha256)
+    model = build_model(cfg, checkpoint, device, sha256)
     return ADAPTERS[codebase](cfg, model, device)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -94,33 +92,28 @@ def read_verified(checkpoint: Path, sha256: str | None) -> bytes:
     return data
 
 
-def load_weights(checkpoint: Path | str, allow_pickle: bool = False,
-                 sha256: str | None = None) -> dict[str, torch.Tensor]:
+def load_weights(checkpoint: Path | str, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict of a checkpoint, its sha256 checked again here, where it is loaded.
 
-    Weights-only loading is the default; a full training checkpoint (pickled Python objects) is
-    loaded only where the config says so for that model, and only with its sha256 to check.
+    Full training checkpoints (model-zoo files) load too: their pickled metadata becomes inert
+    placeholders and no pickled code runs (`safe_checkpoint`); only tensors are kept.
     """
+    from deploybench.models.safe_checkpoint import load_tensors
+
     checkpoint = Path(checkpoint)
-    if allow_pickle and sha256 is None:
-        raise UserError(f"checkpoint {checkpoint}: loading pickled objects needs the file's "
-                        "sha256 (--checkpoint-sha256) to check first")
-    raw = read_verified(checkpoint, sha256)
-    try:
-        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=not allow_pickle)
-    except pickle.UnpicklingError as err:
-        raise UserError(
-            f"checkpoint {checkpoint} holds pickled Python objects, not only weights: {err}. "
-            "Its sha256 was verified by fetch; to load it in full, set "
-            "models.<name>.checkpoint.allow_pickle: true for this model") from err
+    data = load_tensors(read_verified(checkpoint, sha256), str(checkpoint))
     state = data.get("state_dict", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not state:
         raise UserError(f"checkpoint {checkpoint} holds no state dict")
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise UserError(f"checkpoint {checkpoint}: its state dict holds non-tensors "
+                        f"({', '.join(map(str, not_tensors[:3]))}); not a model checkpoint")
     return state
 
 
 def build_model(cfg: Any, checkpoint: Path | str, device: str = "cpu",
-                allow_pickle: bool = False, sha256: str | None = None) -> torch.nn.Module:
+                sha256: str | None = None) -> torch.nn.Module:
     """The config's model with the checkpoint's weights, in eval mode on `device`."""
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS
@@ -129,7 +122,7 @@ def build_model(cfg: Any, checkpoint: Path | str, device: str = "cpu",
     model = MODELS.build(cfg.model)
     # SyncBN needs a process group (and CUDA); plain BN computes the same thing at inference.
     model = revert_sync_batchnorm(model)
-    state = load_weights(checkpoint, allow_pickle, sha256)
+    state = load_weights(checkpoint, sha256)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing:
         raise UserError(f"checkpoint {checkpoint} does not match config's model: "
