@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from deploybench.config import NAME_PATTERN, Plan, container_prefix, read_yaml, validate
 from deploybench.errors import UserError
-from deploybench.fetch import verify_fetched
+from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
 
@@ -26,6 +26,7 @@ configfile: "config.yaml"
 try:
     config.update(validate(config))
     PLAN = Plan(config)
+    export_settings(config["fetch"])
     verify_fetched(
         PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")
     )

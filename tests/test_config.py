@@ -263,3 +263,72 @@ def test_a_config_cannot_run_commands_or_escape_the_tree(tmp_path: Path) -> None
     assert proc.returncode != 0
     assert "models: key 'x;touch" in proc.stdout + proc.stderr
     assert not pwned.exists() and not (work / "resources").exists()
+
+
+def zoo_config(config: dict, tmp_path: Path, **entry: object) -> dict:
+    (tmp_path / "coco").mkdir(exist_ok=True)
+    config["datasets"]["coco"] = {"kind": "directory", "path": str(tmp_path / "coco")}
+    config["models"] = {"frcnn": {"zoo": "faster-rcnn_r50_fpn_1x_coco", **entry}}
+    return config
+
+
+def test_a_zoo_model_is_one_line(config: dict, tmp_path: Path) -> None:
+    from deploybench import zoo
+
+    valid = validate(zoo_config(config, tmp_path))
+    model = valid["models"]["frcnn"]
+    assert model["task"] == "detection" and model["dataset"] == "coco"
+    assert model["config"] == str(zoo.lookup("faster-rcnn_r50_fpn_1x_coco").config)
+    assert model["checkpoint"] == {"url": "https://download.openmmlab.com/mmdetection/v2.0/"
+                                   "faster_rcnn/faster_rcnn_r50_fpn_1x_coco/faster_rcnn_r50_fpn"
+                                   "_1x_coco_20200130-047c8118.pth"}
+    assert model["input_shape"] == [800, 1344] and model["resize_pipeline"] is True
+    assert model["published"] == {"bbox_mAP": 0.374}
+    args = model_args(Plan(valid), "frcnn", "800x1344").split()
+    assert args[args.index("--checkpoint-lock") + 1] == "checkpoints.lock"
+    assert args[args.index("--checkpoint-url") + 1] == model["checkpoint"]["url"]
+    assert args[-1] == "--resize-pipeline"  # keep-ratio without a pad: set to the shape
+    # The metafile's 2.x Name and the config file's stem are the same model.
+    config["models"] = {"yolox": {"zoo": "yolox_s_8x8_300e_coco"},
+                        "yolox_stem": {"zoo": "yolox_s_8xb8-300e_coco"}}
+    both = validate(config)["models"]
+    assert {**both["yolox"], "zoo": ""} == {**both["yolox_stem"], "zoo": ""}
+    assert both["yolox"]["input_shape"] == [640, 640] and not both["yolox"]["resize_pipeline"]
+
+
+def test_what_the_config_gives_wins_over_the_zoo(config: dict, tmp_path: Path) -> None:
+    entry = {"input_shape": [320, 480], "dataset": "shapes", "task": "detection",
+             "checkpoint": {"url": "file:fixtures/checkpoints/rtmdet_tiny_shapes.pth",
+                            "sha256": "ab" * 32}}
+    model = validate(zoo_config(config, tmp_path, **entry))["models"]["frcnn"]
+    assert {k: model[k] for k in entry} == entry
+    assert model["resize_pipeline"] is True  # not the pipeline's own shape
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"zoo": "faster-rcnn_r50_fpn_1x_cocco"},
+     r"models\.frcnn\.zoo: no zoo model named 'faster-rcnn_r50_fpn_1x_cocco'.*closest: "
+     r"faster-rcnn_r50_fpn_1x_coco"),
+    ({"zoo": "deepsort_faster-rcnn_r50_fpn_8xb2-4e_mot17halftrain_test-mot17halfval"},
+     r"models\.frcnn\.zoo: .* is other: Multiple Object Tracking"),
+    ({"zoo": "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024"},
+     r"models\.frcnn\.dataset: .* is evaluated on Cityscapes; add a dataset named 'cityscapes'"),
+    ({"task": "detection"}, r"models\.frcnn: give zoo; or task, config, checkpoint, dataset, "
+                            r"input_shape \(missing: config, checkpoint, dataset, input_shape\)"),
+])
+def test_zoo_mistakes_are_named(config: dict, tmp_path: Path, entry: dict, message: str) -> None:
+    config = zoo_config(config, tmp_path)
+    config["models"]["frcnn"] = entry
+    with pytest.raises(UserError, match=message):
+        validate(config)
+
+
+def test_a_checkpoint_without_a_checksum_needs_a_hashed_name(config: dict) -> None:
+    checkpoint = config["models"]["rtmdet_tiny_shapes"]["checkpoint"]
+    del checkpoint["sha256"]
+    with pytest.raises(UserError, match=r"models\.rtmdet_tiny_shapes\.checkpoint: .*no 8-hex "
+                                        r"sha256 prefix; set models.<name>.checkpoint.sha256"):
+        validate(config)
+    checkpoint["url"] = "https://example.org/rtmdet_tiny_shapes_20240101-0123abcd.pth"
+    valid = validate(config)
+    assert Plan(valid).checksum_args("rtmdet_tiny_shapes") == ["--lock", "checkpoints.lock"]

@@ -14,7 +14,7 @@ from deploybench.errors import UserError
 from deploybench.evaluate import evaluate_cell
 from deploybench.export.onnx_export import export_onnx
 from deploybench.models.adapter import load_adapter
-from deploybench.models.input_shape import set_input_shape
+from deploybench.models.input_shape import default_input_shape, set_input_shape
 from deploybench.preprocess.tensor_path import TensorPreprocessor
 from deploybench.results import Cell
 
@@ -63,15 +63,16 @@ def test_accuracy_holds_at_a_larger_shape(small_dataset: Path) -> None:
     assert data["metrics"]["bbox_mAP"] > 0.3  # trained at 160 px; still finds the shapes
 
 
-def test_shape_the_pipeline_cannot_reach_is_explained(small_dataset: Path) -> None:
-    # Fast-SCNN's pipeline resizes keeping the ratio and does not pad: a square image cannot
-    # become 384x192, and the cell says so instead of timing a different shape.
+def test_a_keep_ratio_pipeline_without_a_pad_gets_one(small_dataset: Path) -> None:
+    # Fast-SCNN's pipeline resizes keeping the ratio and does not pad: a square image becomes
+    # 192x192, and the preprocessor's test-time pad (what it pads to a divisor with) makes it
+    # the static 384x192 the cell runs at.
     adapter = load_adapter(model_entry("fast_scnn_shapes")["config"],
-                           checkpoint_path("fast_scnn_shapes"), "cpu", False, (384, 192))
-    _, batch, _ = next(adapter.batches(adapter.dataset(small_dataset)))
-    with pytest.raises(UserError, match=r"produced input shape \[1, 3, 192, 192\] but the "
-                                        r"network was exported for \[1, 3, 384, 192\]"):
-        check_input_shape([1, 3, 384, 192], tuple(batch.shape))
+                           checkpoint_path("fast_scnn_shapes"), "cpu", (384, 192))
+    _, batch, samples = next(adapter.batches(adapter.dataset(small_dataset)))
+    check_input_shape([1, 3, 384, 192], tuple(batch.shape))
+    assert samples[0].metainfo["img_shape"] == (192, 192)
+    assert float(batch[0, :, 192:].abs().max()) == 0.0  # padded below, with the normalized 0
 
 
 def _config(pipeline: list[dict], **preprocessor: object) -> Config:
@@ -99,3 +100,57 @@ def test_resize_pad_and_test_time_pad_follow_the_shape() -> None:
 def test_pipeline_that_cannot_take_a_shape_is_named(pipeline: list[dict], message: str) -> None:
     with pytest.raises(UserError, match=message):
         set_input_shape(_config(pipeline), (320, 320))
+
+
+def _zoo_detector_pipeline() -> list[dict]:
+    """A zoo detector's test pipeline (Faster R-CNN's): keep-ratio resize, no pad."""
+    return [dict(type="LoadImageFromFile"),
+            dict(type="Resize", scale=(1333, 800), keep_ratio=True),
+            dict(type="LoadAnnotations", with_bbox=True),
+            dict(type="PackDetInputs")]
+
+
+def test_a_zoo_detector_fits_and_pads_at_a_static_shape() -> None:
+    from mmdet.utils import register_all_modules
+    from mmengine.dataset import Compose
+
+    register_all_modules()
+    cfg = _config(_zoo_detector_pipeline(), mean=[123.675, 116.28, 103.53], bgr_to_rgb=True,
+                  pad_size_divisor=32)
+    cfg.default_scope = "mmdet"
+    assert default_input_shape(cfg) == ((800, 1344), False)  # mmdeploy's static COCO shape
+    set_input_shape(cfg, (800, 1344))
+    resize = cfg.test_dataloader.dataset.pipeline[1]
+    assert resize.type == "FixShapeResize" and resize.keep_ratio
+    assert resize.pad_val["img"] == (104, 116, 124)  # the mean pixel, BGR
+    # Landscape and portrait images alike fit inside the shape and are padded to it.
+    transform = Compose(cfg.test_dataloader.dataset.pipeline[1:2])
+    for h, w in ((480, 640), (640, 427), (300, 1500)):
+        results = transform({"img": np.zeros((h, w, 3), np.uint8), "img_shape": (h, w)})
+        assert results["img"].shape == (800, 1344, 3)
+
+
+def test_a_zoo_segmentor_pads_at_test_time() -> None:
+    cfg = _config([dict(type="LoadImageFromFile"),
+                   dict(type="Resize", scale=(2048, 1024), keep_ratio=True),
+                   dict(type="PackSegInputs")], size_divisor=32)
+    cfg.default_scope = "mmseg"
+    assert default_input_shape(cfg) == ((1024, 2048), False)
+    set_input_shape(cfg, (512, 1024))
+    assert cfg.model.data_preprocessor.test_cfg.size == (512, 1024)
+    cfg.model.test_cfg = dict(mode="slide", crop_size=(1024, 1024), stride=(768, 768))
+    assert default_input_shape(cfg) == ((1024, 1024), True)  # slide: the network sees crops
+
+
+@pytest.mark.parametrize(("pipeline", "shape"), [
+    ([dict(type="Resize", scale=(640, 640), keep_ratio=True), dict(type="Pad", size=(640, 640))],
+     ((640, 640), True)),
+    ([dict(type="Resize", scale=(640, 640), keep_ratio=True),
+      dict(type="Pad", pad_to_square=True)], ((640, 640), True)),
+    ([dict(type="Resize", scale=(300, 300), keep_ratio=False)], ((300, 300), True)),
+    ([dict(type="Resize", scale=(608, 608), keep_ratio=True), dict(type="Pad", size_divisor=32)],
+     ((608, 608), False)),
+])
+def test_default_input_shapes_of_zoo_pipelines(pipeline: list[dict],
+                                              shape: tuple[tuple[int, int], bool]) -> None:
+    assert default_input_shape(_config(pipeline)) == shape

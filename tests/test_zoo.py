@@ -64,6 +64,13 @@ def test_the_cli_lists_and_shows() -> None:
     shown = subprocess.run([DEPLOYBENCH, "zoo", "show", "yolox_s_8xb8-300e_coco"],
                            capture_output=True, text=True, check=True).stdout
     assert "yolox_s_8x8_300e_coco" in shown and "bbox_mAP 0.405" in shown
+    assert "shape:     640x640 (input_shape default: what its test pipeline makes)" in shown
+    shown = subprocess.run([DEPLOYBENCH, "zoo", "show", "faster-rcnn_r50_fpn_1x_coco"],
+                           capture_output=True, text=True, check=True).stdout
+    for line in ("configs/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "bbox_mAP 0.374",
+                 "faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth", "shape:     800x1344",
+                 "sha256:    starts with 047c8118"):
+        assert line in shown, line
     missing = subprocess.run([DEPLOYBENCH, "zoo", "show", "no_such_model"], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "no zoo model named 'no_such_model'" in missing.stderr

@@ -24,12 +24,35 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from deploybench.fetch import check_checkpoint, fetch
+    from deploybench import checksum_lock
+    from deploybench.fetch import check_checkpoint, default_cache, fetch, mirrored
 
-    fetch(args.url, args.sha256, args.out, retries=args.retries, backoff=args.backoff,
-          check=check_checkpoint)
-    print(f"fetched {args.url} -> {args.out} (sha256 verified)")
+    url = mirrored(args.url)
+    expected = checksum_lock.expected(args.url, args.sha256, args.lock)
+
+    def lock_it(sha256: str) -> None:
+        if args.lock and not expected.whole:
+            checksum_lock.record(args.lock, checksum_lock.key(args.url), sha256)
+            print(f"recorded its sha256 {sha256} in {args.lock}")
+
+    actual = fetch(url, expected, args.out, retries=args.retries, backoff=args.backoff,
+                   cache=default_cache(), check=check_checkpoint, verified=lock_it)
+    print(f"fetched {url} -> {args.out} (sha256 {actual}, verified against "
+          f"{expected.source})")
     return 0
+
+
+def _locked_sha256(lock: str, url: str | None) -> str:
+    from deploybench import checksum_lock
+
+    if not url:
+        raise UserError("--checkpoint-lock needs --checkpoint-url (the lock's key)")
+    found = checksum_lock.lookup(lock, checksum_lock.key(url))
+    if found is None:
+        raise UserError(f"{lock} has no sha256 for {checksum_lock.key(url)}, which the fetch "
+                        "step records: delete the fetched checkpoint so that it is fetched "
+                        "(and locked) again")
+    return found
 
 
 def _cell(args: argparse.Namespace, backend: str, precision: str):
@@ -239,6 +262,10 @@ def _cmd_container(args: argparse.Namespace) -> int:
     from deploybench.container.run import run_step
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if command[:2] == ["deploybench", "fetch"]:
+        # A download is not what the image pins: it runs on the host, which has the network,
+        # the shared download cache and the (read-only in containers) lock file.
+        return main(command[1:])
     return run_step(command, _image_spec(args), args.memory)
 
 
@@ -280,7 +307,15 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from deploybench import zoo
 
     if args.zoo_step == "show":
-        print(zoo.describe(zoo.lookup(args.name)), end="")
+        from deploybench.models.input_shape import default_input_shape
+        from deploybench.models.loading import load_mm_config
+
+        model = zoo.lookup(args.name)
+        try:
+            shape = default_input_shape(load_mm_config(model.config))
+        except UserError as err:
+            shape = str(err)
+        print(zoo.describe(model, shape), end="")
     else:
         print(zoo.listing(zoo.search(args.task, args.grep, args.dataset)), end="")
     return 0
@@ -300,8 +335,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    choices=("detection", "instance_segmentation", "segmentation"))
     p.add_argument("--config", required=True, help="the model's mmdet/mmseg config file")
     p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
-    p.add_argument("--checkpoint-sha256",
-                   help="check the checkpoint against this sha256 where it is loaded")
+    checksum = p.add_mutually_exclusive_group()
+    checksum.add_argument("--checkpoint-sha256",
+                          help="check the checkpoint against this sha256 where it is loaded")
+    checksum.add_argument("--checkpoint-lock",
+                          help="... or against its entry in this lock file (with "
+                               "--checkpoint-url, the url it was fetched from)")
+    p.add_argument("--checkpoint-url", help="the checkpoint's url: its key in the lock file")
     p.add_argument("--data", required=True, help="dataset root the model config reads")
     p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"),
                    help="the network input the cell runs at")
@@ -339,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = steps.add_parser("fetch", help="download a checkpoint and verify its sha256")
     p.add_argument("--url", required=True, help="file://, http:// or https:// URL")
-    p.add_argument("--sha256", required=True)
+    checksum = p.add_mutually_exclusive_group(required=True)
+    checksum.add_argument("--sha256", help="the file's whole sha256")
+    checksum.add_argument("--lock", help="lock file: verify against its entry for the file "
+                          "name, or else the name's 8-hex sha256 prefix and record it there")
     p.add_argument("--out", required=True)
     p.add_argument("--retries", type=int, default=4, help="retries on network errors")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay, doubling")
@@ -505,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     watchdog.start()
     try:
+        if getattr(args, "checkpoint_lock", None):
+            args.checkpoint_sha256 = _locked_sha256(args.checkpoint_lock, args.checkpoint_url)
         return args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from deploybench.errors import UserError
+from deploybench.fetch import Expected
 from deploybench.provenance import hardware_profile
 from deploybench.results import Cell, shape_tag
 
@@ -60,6 +61,12 @@ def _where(error: jsonschema.ValidationError) -> str:
 
 
 def _message(error: jsonschema.ValidationError) -> str:
+    branches = error.schema.get("anyOf") if error.validator == "anyOf" else None
+    if branches and all(set(b) == {"required"} for b in branches):
+        # Alternative sets of keys: name what each lacks.
+        lacking = ["; or ".join(", ".join(b["required"]) for b in branches)]
+        missing = [k for k in branches[-1]["required"] if k not in error.instance]
+        return (f"give {lacking[0]} (missing: {', '.join(missing)})")
     # "not valid under any of the given schemas" says nothing: say what the key takes instead.
     if error.validator in ("oneOf", "anyOf", "pattern") and "description" in error.schema:
         what = "key" if "propertyNames" in error.schema_path else "value"
@@ -77,8 +84,22 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
     if errors:
         lines = [f"  {_where(e)}: {_message(e)}" for e in errors]
         raise UserError(f"{source} is invalid:\n" + "\n".join(lines))
+    _resolve_zoo_models(config, source)
     _check_references(config, source)
     return config
+
+
+def _resolve_zoo_models(config: dict[str, Any], source: str) -> None:
+    """Fill `zoo:` models from the installed metafiles (only imported when one is used)."""
+    zoo_models = {name: m for name, m in config["models"].items() if "zoo" in m}
+    if not zoo_models:
+        return
+    from deploybench.zoo_config import resolve
+
+    problems = [p for name, m in zoo_models.items()
+                for p in resolve(name, m, config["datasets"])]
+    if problems:
+        raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def _check_references(config: dict[str, Any], source: str) -> None:
@@ -96,6 +117,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
         if model["dataset"] not in datasets:
             problems.append(f"models.{name}.dataset: unknown dataset {model['dataset']!r}; "
                             f"valid: {', '.join(datasets)}")
+        if not model["checkpoint"].get("sha256"):
+            from deploybench.checksum_lock import expected
+
+            try:
+                expected(model["checkpoint"]["url"], None, config["fetch"]["lock"])
+            except UserError as err:
+                problems.append(f"models.{name}.checkpoint: {err}")
         problems += _path_problems(f"models.{name}.config", model["config"])
         if not Path(model["config"]).is_file():
             problems.append(f"models.{name}.config: file {model['config']} does not exist")
@@ -242,9 +270,26 @@ class Plan:
     def checkpoint(model: str) -> str:
         return f"resources/checkpoints/{model}.pth"
 
-    def fetched_checkpoints(self) -> dict[Path, str]:
-        """Each planned model's checkpoint path and the sha256 the config gives it."""
-        return {Path(self.checkpoint(m)): self.model(m)["checkpoint"]["sha256"]
+    @property
+    def lock(self) -> str:
+        return self.config["fetch"]["lock"]
+
+    def checksum_args(self, model: str) -> list[str]:
+        """How a step verifies a checkpoint: the config's sha256, or its entry in the lock
+        file (read when the step runs: the first fetch records it)."""
+        checkpoint = self.model(model)["checkpoint"]
+        if checkpoint.get("sha256"):
+            return ["--sha256", checkpoint["sha256"].lower()]
+        return ["--lock", self.lock]
+
+    def fetched_checkpoints(self) -> dict[Path, Expected]:
+        """Each planned model's checkpoint path and what its sha256 must be (the config's or
+        the lock file's; a prefix only for a file fetched but not yet locked)."""
+        from deploybench.checksum_lock import expected
+
+        return {Path(self.checkpoint(m)): expected(self.model(m)["checkpoint"]["url"],
+                                                   self.model(m)["checkpoint"].get("sha256"),
+                                                   self.lock)
                 for m in self.model_names}
 
     @property
@@ -355,10 +400,12 @@ def model_args(plan: Plan, name: str, shape: str) -> str:
     model = plan.model(name)
     dataset = plan.dataset_dir(model["dataset"])
     height, width = shape.split("x")
+    checksum = plan.checksum_args(name)
     args = ["--model", name, "--task", model["task"], "--config", model["config"],
-            "--checkpoint", plan.checkpoint(name),
-            "--checkpoint-sha256", model["checkpoint"]["sha256"].lower(), "--data", dataset,
-            "--input-shape", height, width]
-    if shape != shape_tag(model["input_shape"]):
+            "--checkpoint", plan.checkpoint(name), f"--checkpoint-{checksum[0][2:]}",
+            checksum[1], "--data", dataset, "--input-shape", height, width]
+    if checksum[0] == "--lock":
+        args += ["--checkpoint-url", model["checkpoint"]["url"]]
+    if shape != shape_tag(model["input_shape"]) or model.get("resize_pipeline"):
         args.append("--resize-pipeline")
     return shlex.join(args)

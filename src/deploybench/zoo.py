@@ -95,8 +95,10 @@ def _models_of(codebase: str, root: Path) -> list[ZooModel]:
             if not entry.get("Config"):
                 continue
             task, dataset, metrics = _task_and_metrics(entry.get("Results"))
+            weights = entry.get("Weights")  # tracking models list several: not one model
             models.append(ZooModel(name=entry["Name"], codebase=codebase,
-                                   config=root / entry["Config"], weights=entry.get("Weights"),
+                                   config=root / entry["Config"],
+                                   weights=weights if isinstance(weights, str) else None,
                                    task=task, dataset=dataset, metrics=metrics))
     return models
 
@@ -142,13 +144,21 @@ def search(task: str | None = None, grep: str | None = None,
             and (pattern is None or pattern.search(m.name) or pattern.search(m.stem))]
 
 
-def describe(model: ZooModel) -> str:
-    """What `deploybench zoo show` prints."""
+def describe(model: ZooModel, shape: tuple[tuple[int, int], bool] | str | None = None) -> str:
+    """What `deploybench zoo show` prints; `shape`: the default input shape (and whether the
+    test pipeline makes it of every image), or why there is none."""
     metrics = ", ".join(f"{k} {v:g}" for k, v in model.metrics.items()) or "none published"
     lines = [f"name:      {model.name}", f"config:    {model.config}",
              f"codebase:  {model.codebase}", f"task:      {model.task}",
              f"dataset:   {model.dataset}", f"published: {metrics} ({model.dataset})",
              f"weights:   {model.weights or 'none listed'}"]
+    if isinstance(shape, str):
+        lines.append(f"shape:     none by default ({shape}); set input_shape")
+    elif shape is not None:
+        (height, width), fixed = shape
+        lines.append(f"shape:     {height}x{width} (input_shape default: " + (
+            "what its test pipeline makes)" if fixed else "its keep-ratio test pipeline's "
+            "landscape size; images are fitted inside and padded)"))
     if model.sha256_prefix:
         lines.append(f"sha256:    starts with {model.sha256_prefix} (from the file name)")
     if not model.supported:

@@ -5,7 +5,7 @@ rule fetch_checkpoint:
         "logs/fetch/{model}.log",
     params:
         url=lambda w: PLAN.model(w.model)["checkpoint"]["url"],
-        sha256=lambda w: PLAN.model(w.model)["checkpoint"]["sha256"],
+        checksum=lambda w: PLAN.checksum_args(w.model),
     shell:
-        "deploybench fetch --url {params.url:q} --sha256 {params.sha256} --out {output:q}"
+        "deploybench fetch --url {params.url:q} {params.checksum:q} --out {output:q}"
         " > {log:q} 2>&1"

@@ -8,8 +8,9 @@ model's data preprocessor (normalize, BGR->RGB, pad to a divisor) then runs wher
 Metadata (shapes, scale factor) is computed as the mmcv transforms compute it.
 
 Supported transforms: LoadImageFromFile (colour), Resize (bilinear, cv2 backend, with `scale`,
-keep_ratio or not), Pad (fixed size or size divisor, constant), LoadAnnotations (ground truth
-only: skipped), PackDetInputs / PackSegInputs. Anything else raises a UserError naming it.
+keep_ratio or not), FixShapeResize (the same), Pad (fixed size or size divisor, constant),
+LoadAnnotations (ground truth only: skipped), PackDetInputs / PackSegInputs. Anything else
+raises a UserError naming it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ def _resize_step(t: Any) -> dict[str, Any]:
         raise UserError(f"the tensor preprocessing path supports Resize with a fixed scale, "
                         f"bilinear interpolation and the cv2 backend, not {t!r}")
     return {"op": "resize", "scale": tuple(t.scale), "keep_ratio": bool(t.keep_ratio)}
+
+
+def _fix_shape_steps(t: Any) -> list[dict[str, Any]]:
+    """mmdet's FixShapeResize: keep-ratio, it fits the image inside (width, height) and pads
+    the rest; otherwise a plain resize to that size."""
+    if t.interpolation != "bilinear" or t.backend != "cv2":
+        raise UserError(f"the tensor preprocessing path supports FixShapeResize with bilinear "
+                        f"interpolation and the cv2 backend, not {t!r}")
+    if not t.keep_ratio:
+        return [{"op": "resize", "scale": (t.width, t.height), "keep_ratio": False}]
+    return [{"op": "fit", "width": t.width, "height": t.height},
+            _pad_step(t.pad_transform)]
 
 
 def _pad_step(t: Any) -> dict[str, Any]:
@@ -55,6 +68,8 @@ def plan_steps(transforms: list[Any]) -> tuple[Any, list[dict[str, Any]], Any]:
             continue  # ground truth for the metric, not part of inference
         elif name == "Resize":
             steps.append(_resize_step(t))
+        elif name == "FixShapeResize":
+            steps += _fix_shape_steps(t)
         elif name == "Pad":
             steps.append(_pad_step(t))
         elif name in ("PackDetInputs", "PackSegInputs"):
@@ -92,6 +107,13 @@ class TensorPreprocessor:
                 image = resize_linear_u8(image, new_h, new_w)
                 results.update(img_shape=(new_h, new_w), scale_factor=(new_w / w, new_h / h),
                                keep_ratio=step["keep_ratio"], scale=step["scale"])
+            elif step["op"] == "fit":  # FixShapeResize's arithmetic, metadata included
+                factor = min(step["width"] / w, step["height"] / h)
+                real = (int(w * factor + 0.5), int(h * factor + 0.5))
+                new_w, new_h = mmcv.rescale_size((w, h), real)
+                image = resize_linear_u8(image, new_h, new_w)
+                results.update(img_shape=(new_h, new_w), scale_factor=(factor, factor),
+                               keep_ratio=True, scale=real)
             else:
                 if step["size_divisor"] is not None:
                     d = step["size_divisor"]
