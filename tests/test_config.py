@@ -12,6 +12,7 @@ import yaml
 
 from deploybench.config import Plan, model_args, read_yaml, validate
 from deploybench.errors import UserError
+from deploybench.zoo import config_path
 
 from .conftest import DEFAULT_CONFIG, REPO
 
@@ -278,7 +279,8 @@ def test_a_zoo_model_is_one_line(config: dict, tmp_path: Path) -> None:
     valid = validate(zoo_config(config, tmp_path))
     model = valid["models"]["frcnn"]
     assert model["task"] == "detection" and model["dataset"] == "coco"
-    assert model["config"] == str(zoo.lookup("faster-rcnn_r50_fpn_1x_coco").config)
+    assert model["config"] == "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
+    assert config_path(model["config"]) == zoo.lookup("faster-rcnn_r50_fpn_1x_coco").config
     assert model["checkpoint"] == {"url": "https://download.openmmlab.com/mmdetection/v2.0/"
                                    "faster_rcnn/faster_rcnn_r50_fpn_1x_coco/faster_rcnn_r50_fpn"
                                    "_1x_coco_20200130-047c8118.pth"}
@@ -332,3 +334,35 @@ def test_a_checkpoint_without_a_checksum_needs_a_hashed_name(config: dict) -> No
     checkpoint["url"] = "https://example.org/rtmdet_tiny_shapes_20240101-0123abcd.pth"
     valid = validate(config)
     assert Plan(valid).checksum_args("rtmdet_tiny_shapes") == ["--lock", "checkpoints.lock"]
+
+
+@pytest.mark.parametrize(("kind", "layout", "message"), [
+    ("coco", [], r"has no annotations/instances_val2017\.json and no val2017 \(COCO 2017 val\); "
+                 r"download http://images\.cocodataset\.org/zips/val2017\.zip .* or set "
+                 r"download: true"),
+    ("cityscapes", ["leftImg8bit/val/x", "gtFine/val/x"],
+     r"gtFine/val has no \*_labelTrainIds\.png .* tools/dataset_converters/cityscapes\.py"),
+    ("cityscapes", [], r"has no leftImg8bit/val and no gtFine/val; Cityscapes needs a login: "
+                       r"register at https://www\.cityscapes-dataset\.com"),
+])
+def test_a_dataset_not_laid_out_as_its_kind_says_what_to_do(config: dict, tmp_path: Path,
+                                                            kind: str, layout: list[str],
+                                                            message: str) -> None:
+    for folder in layout:
+        (tmp_path / folder).mkdir(parents=True)
+    config["datasets"]["real"] = {"kind": kind, "path": str(tmp_path)}
+    with pytest.raises(UserError, match=r"datasets\.real\.path: .*" + message):
+        validate(config)
+
+
+def test_zoo_layouts_of_the_synthetic_data_pass_as_coco_and_cityscapes(config: dict,
+                                                                       small_dataset: Path
+                                                                       ) -> None:
+    config["datasets"] |= {"coco": {"kind": "coco", "path": str(small_dataset), "subset": 4},
+                           "cityscapes": {"kind": "cityscapes", "path": str(small_dataset)}}
+    config["models"]["rtmdet_tiny_shapes"]["dataset"] = "coco"
+    config["evaluate"]["limit"] = 10
+    plan = Plan(validate(config))
+    assert plan.evaluate_limit("rtmdet_tiny_shapes") == 4  # the dataset's subset, the smaller
+    assert plan.evaluate_limit("fast_scnn_shapes") == 10
+    assert plan.dataset_dir("coco") == str(small_dataset)

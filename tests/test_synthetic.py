@@ -53,3 +53,61 @@ def test_annotations_match_label_maps(small_dataset: Path) -> None:
             painted[mask] = ann["category_id"]
         # Every labelled pixel belongs to exactly the instance that covers it.
         np.testing.assert_array_equal(painted, label)
+
+
+def _zoo_test_dataset(name: str, root: Path):  # noqa: ANN202 - an mmengine dataset
+    from mmengine.registry import DATASETS, DefaultScope
+
+    from deploybench.models.loading import (
+        codebase_of,
+        load_mm_config,
+        register_codebase,
+        set_data_root,
+    )
+    from deploybench.zoo import lookup
+
+    cfg = load_mm_config(lookup(name).config)
+    register_codebase(codebase_of(cfg))
+    set_data_root(cfg, root)
+    with DefaultScope.overwrite_default_scope(codebase_of(cfg)):
+        return DATASETS.build(cfg.test_dataloader.dataset), cfg
+
+
+def test_zoo_configs_read_the_coco_and_cityscapes_layouts(small_dataset: Path) -> None:
+    val = COCO(str(small_dataset / "annotations" / "val.json"))
+    coco, cfg = _zoo_test_dataset("retinanet_r50_fpn_1x_coco", small_dataset)
+    assert len(coco) == len(val.imgs) and cfg.test_evaluator.ann_file == str(
+        small_dataset / "annotations" / "instances_val2017.json")
+    sample = coco[0]["data_samples"]
+    names = [coco.metainfo["classes"][i] for i in sample.gt_instances.labels.tolist()]
+    shapes = [CLASSES[a["category_id"] - 1] for a in val.imgToAnns[sample.img_id]]
+    as_coco = dict(zip(CLASSES, ("sports ball", "tv", "kite", "frisbee"), strict=True))
+    assert sorted(names) == sorted(as_coco[s] for s in shapes)
+    city, _ = _zoo_test_dataset("pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", small_dataset)
+    assert len(city) == len(val.imgs)
+    label = cv2.imread(str(small_dataset / "val" / "labels" / "000000.png"), 0)
+    train_ids = cv2.imread(city.get_data_info(0)["seg_map_path"], 0)
+    np.testing.assert_array_equal(train_ids, np.array((0, 7, 13, 11, 12), np.uint8)[label])
+
+
+def test_dataset_identity_tells_data_apart(small_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from deploybench.data.identity import dataset_identity
+
+    coco, _ = _zoo_test_dataset("retinanet_r50_fpn_1x_coco", small_dataset)
+    again, _ = _zoo_test_dataset("retinanet_r50_fpn_1x_coco", small_dataset)
+    identity = dataset_identity(coco)
+    assert identity == dataset_identity(again) and identity["images"] == len(coco)
+    assert identity["annotations"] == "instances_val2017.json"
+    # The same images under another root are the same data; one changed annotation is not.
+    copy = tmp_path / "copy"
+    shutil.copytree(small_dataset, copy)
+    moved, _ = _zoo_test_dataset("retinanet_r50_fpn_1x_coco", copy)
+    assert dataset_identity(moved) == identity
+    annotations = copy / "annotations" / "instances_val2017.json"
+    annotations.write_text(annotations.read_text().replace('"iscrowd": 0', '"iscrowd": 1', 1))
+    changed, _ = _zoo_test_dataset("retinanet_r50_fpn_1x_coco", copy)
+    assert dataset_identity(changed)["sha256"] != identity["sha256"]
+    city, _ = _zoo_test_dataset("pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", small_dataset)
+    assert dataset_identity(city)["sha256"] != identity["sha256"]

@@ -19,6 +19,7 @@ from deploybench.errors import UserError
 from deploybench.fetch import Expected
 from deploybench.provenance import hardware_profile
 from deploybench.results import Cell, shape_tag
+from deploybench.zoo import config_path
 
 # Backends that run the exported ONNX model as it is (a built artifact where BUILDS says so).
 ONNX_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino")
@@ -124,24 +125,30 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                 expected(model["checkpoint"]["url"], None, config["fetch"]["lock"])
             except UserError as err:
                 problems.append(f"models.{name}.checkpoint: {err}")
-        problems += _path_problems(f"models.{name}.config", model["config"])
-        if not Path(model["config"]).is_file():
+        if "::" not in model["config"]:
+            problems += _path_problems(f"models.{name}.config", model["config"])
+        if not config_path(model["config"]).is_file():
             problems.append(f"models.{name}.config: file {model['config']} does not exist")
     for name, dataset in datasets.items():
-        if dataset["kind"] == "directory":
-            path = dataset.get("path")
-            if not path:
-                problems.append(f"datasets.{name}.path: required for kind 'directory'")
-            elif outside := _path_problems(f"datasets.{name}.path", path):
-                problems += outside
-            elif not Path(path).is_dir():
-                problems.append(f"datasets.{name}.path: {path} does not exist; download the "
-                                "dataset there (laid out as the model config expects) or fix "
-                                "the path")
+        problems += dataset_problems(name, dataset)
     if not problems:
         problems += _planning_problems(config)
     if problems:
         raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
+    """A dataset on disk must be there, laid out as its kind says; what to do if not."""
+    from deploybench.data.layouts import missing
+
+    kind, path = dataset["kind"], dataset.get("path")
+    if kind == "synthetic" or (kind == "coco" and dataset["download"]):
+        return _path_problems(f"datasets.{name}.path", path) if path else []
+    if not path:
+        return [f"datasets.{name}.path: required for kind {kind!r}"]
+    if outside := _path_problems(f"datasets.{name}.path", path):
+        return outside
+    return [f"datasets.{name}.path: {problem}" for problem in missing(kind, Path(path))]
 
 
 def _path_problems(key: str, path: str) -> list[str]:
@@ -263,8 +270,14 @@ class Plan:
 
     # --- paths (relative to the Snakemake working directory) ---------------------------------
     def dataset_dir(self, name: str) -> str:
-        dataset = self.config["datasets"][name]
-        return dataset["path"] if dataset["kind"] == "directory" else f"resources/data/{name}"
+        return self.config["datasets"][name].get("path") or f"resources/data/{name}"
+
+    def evaluate_limit(self, model: str) -> int | None:
+        """Test images a model is evaluated on: its dataset's `subset` and `evaluate.limit`,
+        the smaller; None for the whole split."""
+        limits = [self.config["datasets"][self.model(model)["dataset"]]["subset"],
+                  self.config["evaluate"]["limit"]]
+        return min((n for n in limits if n), default=None)
 
     @staticmethod
     def checkpoint(model: str) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from deploybench import metric_bootstrap
 from deploybench.backends import skip_reason
 from deploybench.cell import CellInputs, OpenCell, check_input_shape, open_cell
+from deploybench.data.identity import dataset_identity
 from deploybench.parity import Sample, compare, load_reference, save_reference
 from deploybench.results import Cell
 
@@ -85,8 +86,9 @@ def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None
             raw = evaluator.evaluate(count)
         metrics = opened.adapter.metric_names(raw)
         split = len(opened.dataset)
+        dataset = dataset_identity(opened.dataset)
     data: dict[str, Any] = {"metrics": {k: float(v) for k, v in metrics.items()},
-                            "num_images": count, "split_images": split,
+                            "num_images": count, "split_images": split, "dataset": dataset,
                             "seconds": time.perf_counter() - start}
     if per_image_out:
         per_image = _reproduced(per_image, data["metrics"], count)

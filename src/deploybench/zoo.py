@@ -48,6 +48,14 @@ class ZooModel:
         return self.config.stem
 
     @property
+    def config_ref(self) -> str:
+        """`mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py`: the config in whichever
+        environment runs the step (the host's, a container's, a cluster node's)."""
+        parts = self.config.parts
+        inside = parts[len(parts) - 1 - parts[::-1].index("configs") + 1:]  # after .mim/configs
+        return f"{self.codebase}::{'/'.join(inside)}"
+
+    @property
     def sha256_prefix(self) -> str | None:
         match = SHA256_PREFIX.search(self.weights or "")
         return match.group(1) if match else None
@@ -55,6 +63,21 @@ class ZooModel:
     @property
     def supported(self) -> bool:
         return self.task in TASKS.values() and self.weights is not None
+
+
+def config_path(spec: Path | str) -> Path:
+    """A config file, or `mmdet::<path>` / `mmseg::<path>`: a config the installed codebase
+    ships (what zoo models name, so that it resolves wherever the step runs)."""
+    codebase, sep, relative = str(spec).partition("::")
+    if not sep:
+        return Path(spec)
+    import importlib.util
+
+    found = importlib.util.find_spec(codebase) if codebase in CODEBASES else None
+    if found is None or found.origin is None:
+        raise UserError(f"{spec}: {codebase!r} is not an installed codebase; valid: "
+                        f"{', '.join(CODEBASES)}")
+    return Path(found.origin).parent / ".mim" / "configs" / relative
 
 
 def _package_dir(codebase: str) -> Path | None:

@@ -51,7 +51,7 @@ def resolve(name: str, entry: dict[str, Any], datasets: dict[str, Any]) -> list[
                 + (" with no weights listed" if model.weights is None else "")
                 + f"; deploybench runs {', '.join(zoo.TASKS.values())}"]
     entry.setdefault("task", model.task)
-    entry.setdefault("config", str(model.config))
+    entry.setdefault("config", model.config_ref)
     entry.setdefault("checkpoint", {"url": model.weights})
     entry.setdefault("published", dict(model.metrics))
     if "dataset" not in entry:

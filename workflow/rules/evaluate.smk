@@ -47,9 +47,7 @@ rule evaluate:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,
         limit=lambda w: (
-            f"--limit {config['evaluate']['limit']}"
-            if config["evaluate"]["limit"]
-            else ""
+            f"--limit {PLAN.evaluate_limit(w.model)}" if PLAN.evaluate_limit(w.model) else ""
         ),
         parity=parity_args(),
         machine=cell_machine,

@@ -5,11 +5,13 @@ SHAPE = "[0-9]+x[0-9]+"
 
 def model_inputs(w):
     model = PLAN.model(w.model)
-    return {
-        "config": model["config"],
+    inputs = {
         "checkpoint": PLAN.checkpoint(w.model),
         "data": PLAN.dataset_dir(model["dataset"]),
     }
+    if "::" not in model["config"]:  # not a config the installed codebase ships
+        inputs["config"] = model["config"]
+    return inputs
 
 
 rule export_onnx:

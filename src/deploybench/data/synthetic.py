@@ -1,7 +1,8 @@
 """A deterministic synthetic dataset: coloured shapes on textured backgrounds.
 
 Each image carries COCO instance annotations (boxes and RLE masks) and a semantic label map, so
-the same files serve an mmdet detector and an mmseg segmentor. Everything derives from one seed.
+the same files serve an mmdet detector and an mmseg segmentor; they are also laid out as COCO
+and Cityscapes for the zoo's own configs (`zoo_layouts`). Everything derives from one seed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from deploybench.atomic import atomic_dir
+from deploybench.data.zoo_layouts import write_zoo_layouts
 
 CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 # Label-map palette: background first, then one colour per class.
@@ -143,6 +145,7 @@ def generate(out_dir: Path | str, spec: SyntheticSpec) -> Path:
     with atomic_dir(out_dir) as tmp:
         _write_split(tmp, "train", spec.num_train, rng_train, spec)
         _write_split(tmp, "val", spec.num_val, rng_val, spec)
+        write_zoo_layouts(tmp)
         meta = {"kind": "synthetic", "classes": list(CLASSES),
                 "palette": [list(p) for p in PALETTE], "spec": spec.__dict__}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

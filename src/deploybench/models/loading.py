@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from deploybench.errors import UserError
+from deploybench.zoo import config_path
 
 CODEBASES = ("mmdet", "mmseg")
 
@@ -28,7 +29,7 @@ def load_mm_config(path: Path | str) -> Any:
     """Read an mmengine config file (inheritance such as `mmdet::` resolved)."""
     from mmengine.config import Config
 
-    path = Path(path)
+    path = config_path(path)
     if not path.is_file():
         raise UserError(f"model config {path} does not exist; set models.<name>.config in the "
                         "pipeline config to an mmdet/mmseg config file")

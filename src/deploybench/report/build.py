@@ -281,6 +281,17 @@ def _images(group: pd.DataFrame) -> str:
     return f"{count} (all)" if count >= total else f"{count} of {total} (subset)"
 
 
+def evaluated_data(frame: pd.DataFrame) -> list[str]:
+    """Which test data each model was scored on (`results.csv`: dataset_sha256), so that rows
+    from different data are never taken for the same."""
+    lines = []
+    for model, group in frame.dropna(subset=["dataset_sha256"]).groupby("model", sort=False):
+        for digest in dict.fromkeys(group.dataset_sha256):
+            lines.append(f"{model} `{digest[:12]}`")
+    return [("Test data (sha256 of the annotation file and the image list): "
+             + ", ".join(lines) + ".\n")] if lines else []
+
+
 def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
     """One row per model, input shape and metric; each backend's value and its delta vs PyTorch
     fp32 at that shape."""
@@ -615,6 +626,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "in this same environment. *no detections*: every prediction was below the model's "
         "score threshold; the metric is 0.\n",
         accuracy_table(frame[frame.batch == 1], gates),
+        *evaluated_data(frame[frame.batch == 1]),
         "### Accuracy gates\n",
         gates_table(gates, tolerances),
         "## Output parity\n",

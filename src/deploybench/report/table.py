@@ -38,7 +38,7 @@ COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run"
            "checkpoint_sha256", "artifact_sha256",
            *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
            "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", "split_images",
-           "no_detections", *METRICS, *DROP_CI, *PARITY]
+           "dataset_sha256", "no_detections", *METRICS, *DROP_CI, *PARITY]
 
 
 def step_of(path: str) -> str:
@@ -123,6 +123,7 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
         elif step == "evaluate":
             row["eval_images"] = result["num_images"]
             row["split_images"] = result.get("split_images")
+            row["dataset_sha256"] = (result.get("dataset") or {}).get("sha256")
             row["no_detections"] = result.get("no_detections")
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
             for metric, (low, high) in (result.get("metric_drop_ci95") or {}).items():
