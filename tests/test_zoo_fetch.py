@@ -19,7 +19,7 @@ from deploybench.fetch import ZOO_HOST
 from deploybench.fixture.zoo_weights import random_init_checkpoint
 from deploybench.models.loading import load_weights
 
-from .conftest import DEFAULT_CONFIG, REPO
+from .conftest import DEFAULT_CONFIG, REPO, model_entry
 from .zoo_host import ZooHost
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -89,3 +89,50 @@ def test_a_zoo_checkpoint_is_fetched_checked_locked_and_shared(host: ZooHost,
     (work / target).write_bytes(b"not the locked file")
     run = snakemake(work, config, target, "-n")
     assert run.returncode != 0 and "checkpoints.lock says " + digest in run.stdout + run.stderr
+
+
+def test_a_coco_dataset_is_downloaded_checked_and_unpacked(small_dataset: Path,
+                                                           tmp_path: Path) -> None:
+    """The download rule with the archives played on loopback (COCO's own are 1 GB): fetched
+    with their md5, unpacked into the val2017 layout the zoo configs read."""
+    import zipfile
+
+    from deploybench.data.layouts import missing
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "val2017.zip", "w") as images:
+        for image in sorted((small_dataset / "val2017").iterdir()):
+            images.write(image, f"val2017/{image.name}")
+    with zipfile.ZipFile(served / "annotations_trainval2017.zip", "w") as annotations:
+        annotations.write(small_dataset / "annotations" / "instances_val2017.json",
+                          "annotations/instances_val2017.json")
+    host = ZooHost(served)
+    try:
+        config = copy.deepcopy(DEFAULT_CONFIG)
+        config["models"] = {n: model_entry(n) for n in config["models"]}
+        config["datasets"]["coco"] = {"kind": "coco", "download": True, "archives": [
+            {"url": f"{host.url}zips/{name}",
+             "md5": hashlib.md5((served / name).read_bytes()).hexdigest()}  # noqa: S324
+            for name in ("val2017.zip", "annotations_trainval2017.zip")]}
+        work = tmp_path / "work"
+        work.mkdir()
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        run = snakemake(work, path, "resources/data/coco")
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert missing("coco", work / "resources/data/coco") == []
+        assert sorted(p.name for p in (work / "resources/data/coco").glob("[!.]*")) == [
+            "annotations", "val2017"]
+        assert len(host.requests) == 2
+        # A wrong digest: the rule fails with both digests, and no dataset appears.
+        config["datasets"]["coco"]["archives"][0]["md5"] = "0" * 32
+        path.write_text(yaml.safe_dump(config))
+        other = tmp_path / "other"
+        other.mkdir()
+        run = snakemake(other, path, "resources/data/coco")
+        log = (other / "logs/data/coco.log").read_text()
+        assert run.returncode != 0 and "md5 mismatch" in log and "0" * 32 in log
+        assert not (other / "resources/data/coco").exists()
+    finally:
+        host.close()

@@ -23,6 +23,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download_dataset(args: argparse.Namespace) -> int:
+    from deploybench.data.download import download_dataset
+
+    entries = download_dataset([tuple(a) for a in args.archive], Path(args.out))
+    print(f"unpacked {', '.join(entries)} into {args.out}")
+    return 0
+
+
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from deploybench import checksum_lock
     from deploybench.fetch import check_checkpoint, default_cache, fetch, mirrored
@@ -376,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=160)
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.set_defaults(func=_cmd_data)
+
+    p = steps.add_parser("download-dataset", help="fetch and unpack a dataset's archives")
+    p.add_argument("--archive", nargs=2, action="append", required=True,
+                   metavar=("URL", "CHECKSUM"), help="an archive and its md5:<hex> or "
+                   "sha256:<hex>; repeat for each")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.set_defaults(func=_cmd_download_dataset)
 
     p = steps.add_parser("fetch", help="download a checkpoint and verify its sha256")
     p.add_argument("--url", required=True, help="file://, http:// or https:// URL")

@@ -142,7 +142,12 @@ def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
     from deploybench.data.layouts import missing
 
     kind, path = dataset["kind"], dataset.get("path")
-    if kind == "synthetic" or (kind == "coco" and dataset["download"]):
+    if dataset["download"] and (kind != "coco" or path):
+        return [f"datasets.{name}.download: only a coco dataset is downloaded, into "
+                f"resources/data/{name}: remove path (or download)"]
+    if any(not (a.get("md5") or a.get("sha256")) for a in dataset.get("archives") or []):
+        return [f"datasets.{name}.archives: give each archive an md5 or a sha256"]
+    if kind == "synthetic" or dataset["download"]:
         return _path_problems(f"datasets.{name}.path", path) if path else []
     if not path:
         return [f"datasets.{name}.path: required for kind {kind!r}"]
@@ -271,6 +276,15 @@ class Plan:
     # --- paths (relative to the Snakemake working directory) ---------------------------------
     def dataset_dir(self, name: str) -> str:
         return self.config["datasets"][name].get("path") or f"resources/data/{name}"
+
+    def archive_args(self, dataset: str) -> list[str]:
+        """`--archive URL CHECKSUM` for each archive a downloaded dataset unpacks."""
+        from deploybench.data.download import COCO_ARCHIVES
+
+        listed = self.config["datasets"][dataset].get("archives")
+        archives = [(a["url"], f"md5:{a['md5']}" if a.get("md5") else f"sha256:{a['sha256']}")
+                    for a in listed] if listed else COCO_ARCHIVES
+        return [arg for url, checksum in archives for arg in ("--archive", url, checksum)]
 
     def evaluate_limit(self, model: str) -> int | None:
         """Test images a model is evaluated on: its dataset's `subset` and `evaluate.limit`,

@@ -49,21 +49,34 @@ class ChecksumMismatch(UserError):
 
 @dataclass(frozen=True)
 class Expected:
-    """What the file's sha256 must be: the whole digest (from the config or the lock file), or
-    only the 8-hex prefix an OpenMMLab file name carries (a zoo file not yet locked)."""
+    """What the file's digest must be: the whole sha256 (from the config or the lock file),
+    only the 8-hex prefix an OpenMMLab file name carries (a zoo file not yet locked), or
+    another algorithm's published digest (COCO's archives: md5)."""
 
     digest: str
     source: str  # where the digest comes from, for the error message
+    algorithm: str = "sha256"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "digest", self.digest.lower())
 
     @property
     def whole(self) -> bool:
-        return len(self.digest) == 64
+        return len(self.digest) == 2 * hashlib.new(self.algorithm).digest_size
 
-    def matches(self, sha256: str) -> bool:
-        return sha256.startswith(self.digest)
+    def matches(self, digest: str) -> bool:
+        """`digest`: the file's, in this algorithm."""
+        return digest.startswith(self.digest)
+
+
+def file_digests(path: Path, algorithms: set[str]) -> dict[str, str]:
+    """The file's digest in each algorithm, in one read."""
+    hashes = {a: hashlib.new(a) for a in algorithms}
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            for h in hashes.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashes.items()}
 
 
 def export_settings(settings: dict[str, str | None]) -> None:
@@ -168,18 +181,24 @@ class Cache:
         return self.root / "partial" / f"{key}-{name}.part"
 
     def find(self, expected: Expected) -> tuple[Path, str] | None:
-        """A cached file whose content (hashed now, not trusted from its name) matches."""
-        for path in sorted((self.root / "sha256").glob(f"{expected.digest}*")):
-            actual = file_sha256(path)
-            if actual == path.name and expected.matches(actual):
-                return path, actual
+        """A cached file whose content (hashed now, not trusted from its name) matches; and
+        its sha256. Files are named by their sha256, linked by other algorithms' digests."""
+        for path in sorted((self.root / expected.algorithm).glob(f"{expected.digest}*")):
+            actual = file_digests(path, {expected.algorithm, "sha256"})
+            if actual[expected.algorithm] == path.name and expected.matches(path.name):
+                return path, actual["sha256"]
             path.unlink(missing_ok=True)  # damaged in the cache: fetch it again
         return None
 
-    def add(self, part: Path, sha256: str) -> Path:
-        target = self.root / "sha256" / sha256
+    def add(self, part: Path, digests: dict[str, str]) -> Path:
+        target = self.root / "sha256" / digests["sha256"]
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
+        for algorithm, digest in digests.items():
+            alias = self.root / algorithm / digest
+            if algorithm != "sha256" and not alias.exists():
+                alias.parent.mkdir(parents=True, exist_ok=True)
+                os.link(target, alias)
         return target
 
 
@@ -194,21 +213,22 @@ def _place(source: Path, out: Path) -> None:
 
 
 def _verify(part: Path, url: str, expected: Expected,
-            check: Callable[[Path], None] | None) -> str:
-    actual = file_sha256(part)
+            check: Callable[[Path], None] | None) -> dict[str, str]:
+    digests = file_digests(part, {"sha256", expected.algorithm})
+    actual = digests[expected.algorithm]
     if not expected.matches(actual):
         part.unlink(missing_ok=True)  # nothing is kept, nothing is unpickled
         raise ChecksumMismatch(
-            f"{url}: sha256 mismatch\n  expected {expected.digest} ({expected.source})\n"
-            f"  actual   {actual}\nthe download was deleted; change {expected.source} only if "
-            "you trust this file")
+            f"{url}: {expected.algorithm} mismatch\n  expected {expected.digest} "
+            f"({expected.source})\n  actual   {actual}\nthe download was deleted; change "
+            f"{expected.source} only if you trust this file")
     if check is not None:
         try:
             check(part)
         except UserError as err:
             part.unlink(missing_ok=True)
             raise UserError(f"{url}: {err}") from None
-    return actual
+    return digests
 
 
 def fetch(url: str, expected: Expected | str, out: Path | str, retries: int = 4,
@@ -247,8 +267,9 @@ def fetch(url: str, expected: Expected | str, out: Path | str, retries: int = 4,
                     print(f"{url}: {err}; retrying in {delay:.1f} s ({attempt + 1}/{retries})",
                           file=sys.stderr)
                     time.sleep(delay)
-            actual = _verify(part, url, expected, check)
-            source = store.add(part, actual) if store else part
+            digests = _verify(part, url, expected, check)
+            actual = digests["sha256"]
+            source = store.add(part, digests) if store else part
         else:
             source, actual = hit
             print(f"{out.name}: found in the cache {source.parent}", file=sys.stderr)

@@ -1,4 +1,7 @@
 SYNTHETIC = [n for n, d in config["datasets"].items() if d["kind"] == "synthetic"]
+DOWNLOADED = [
+    n for n, d in config["datasets"].items() if d["kind"] == "coco" and d["download"]
+]
 
 
 rule synthetic_dataset:
@@ -14,3 +17,16 @@ rule synthetic_dataset:
         "deploybench data --seed {params.spec[seed]} --num-train {params.spec[num_train]}"
         " --num-val {params.spec[num_val]} --image-size {params.spec[image_size]}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+rule download_dataset:
+    output:
+        directory("resources/data/{dataset}"),
+    log:
+        "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(DOWNLOADED) or "^$",
+    params:
+        archives=lambda w: PLAN.archive_args(w.dataset),
+    shell:
+        "deploybench download-dataset {params.archives:q} --out {output:q} > {log:q} 2>&1"
