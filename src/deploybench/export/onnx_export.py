@@ -9,6 +9,7 @@ import torch
 
 from deploybench.atomic import atomic_path
 from deploybench.errors import UserError
+from deploybench.export.exportable import exportable
 from deploybench.models.adapter import ModelAdapter
 
 EXPORTER = "torch.onnx.export (TorchScript-based)"
@@ -25,7 +26,8 @@ def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
     axes = ({name: {0: "batch"} for name in ["input", *output_names]} if dynamic_batch
             else None)
     with atomic_path(out, suffix=".onnx") as tmp:
-        with torch.inference_mode(False), torch.no_grad():
+        with (torch.inference_mode(False), torch.no_grad(),
+              exportable(adapter.network) as rewrites):
             torch.onnx.export(adapter.network, (sample,), str(tmp), input_names=["input"],
                               output_names=output_names, opset_version=opset,
                               do_constant_folding=True, dynamo=False, dynamic_axes=axes)
@@ -35,5 +37,5 @@ def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
             raise UserError(f"exported ONNX model fails onnx.checker: {err}") from err
     return {"exporter": EXPORTER, "torch": torch.__version__, "onnx": onnx.__version__,
             "opset": opset, "input_shape": list(sample.shape), "input_name": "input",
-            "dynamic_batch": dynamic_batch,
+            "dynamic_batch": dynamic_batch, "rewrites": rewrites,
             "output_names": output_names}

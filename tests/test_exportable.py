@@ -1,0 +1,53 @@
+"""Adaptive average pooling at sizes the ONNX exporter refuses: exact bins, in ONNX Runtime too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from deploybench.export.exportable import ExactAdaptiveAvgPool2d, exportable
+
+
+@pytest.mark.parametrize(("size", "out"), [((8, 16), (3, 3)), ((33, 65), (6, 6)), ((7, 5), 2),
+                                           ((16, 32), (1, 2)), ((10, 10), (None, 3))])
+def test_exact_bins_equal_eager(size: tuple[int, int], out: object) -> None:
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    expected = nn.AdaptiveAvgPool2d(out)(x)
+    assert torch.allclose(ExactAdaptiveAvgPool2d(out)(x), expected, rtol=0, atol=1e-12)
+    x32 = x.float()
+    diff = (ExactAdaptiveAvgPool2d(out)(x32) - nn.AdaptiveAvgPool2d(out)(x32)).abs().max()
+    assert float(diff) <= 5e-7
+
+
+class PyramidPooling(nn.Module):
+    """PSPNet's pooling pyramid: scales 1, 2, 3, 6 over an 8x16 map (3 and 6 do not divide)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(s), nn.Conv2d(4, 4, 1))
+                                    for s in (1, 2, 3, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x] + [nn.functional.interpolate(s(x), x.shape[-2:], mode="bilinear")
+                                for s in self.stages], 1)
+
+
+def test_pyramid_pooling_exports_and_matches_in_onnx_runtime(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = PyramidPooling().eval()
+    x = torch.randn(1, 4, 8, 16)
+    with pytest.raises(Exception, match="adaptive_avg_pool2d"):
+        torch.onnx.export(net, (x,), str(tmp_path / "refused.onnx"), dynamo=False)
+    with torch.no_grad(), exportable(net) as rewrites:
+        torch.onnx.export(net, (x,), str(tmp_path / "m.onnx"), input_names=["x"], dynamo=False)
+    assert rewrites == ["4 AdaptiveAvgPool2d as exact slice-and-mean bins"]
+    assert all(isinstance(s[0], nn.AdaptiveAvgPool2d) for s in net.stages)  # put back
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), rtol=0, atol=1e-5)
