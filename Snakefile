@@ -6,7 +6,14 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from deploybench.config import NAME_PATTERN, Plan, container_prefix, read_yaml, validate
+from deploybench.config import (
+    NAME_PATTERN,
+    Plan,
+    container_prefix,
+    dry_run,
+    read_yaml,
+    validate,
+)
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
@@ -24,7 +31,9 @@ configfile: "config.yaml"
 
 
 try:
-    config.update(validate(config))
+    # A dry run plans without the data (e.g. the zoo config, offline): its absence is a warning.
+    DRY_RUN = dry_run(workflow, sys.argv)
+    config.update(validate(config, require_data=not DRY_RUN))
     PLAN = Plan(config)
     export_settings(config["fetch"])
     verify_fetched(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 
 from deploybench import zoo
 from deploybench.errors import UserError
+
+from .conftest import REPO
 
 DEPLOYBENCH = str(Path(sys.executable).with_name("deploybench"))
 
@@ -74,3 +77,19 @@ def test_the_cli_lists_and_shows() -> None:
     missing = subprocess.run([DEPLOYBENCH, "zoo", "show", "no_such_model"], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "no zoo model named 'no_such_model'" in missing.stderr
+
+
+def test_the_seed_tables_config_plans_every_model_offline(tmp_path: Path) -> None:
+    """config/zoo.yaml: every model by its zoo name, planned without weights or data."""
+    import yaml
+
+    models = yaml.safe_load((REPO / "config" / "zoo.yaml").read_text())["models"]
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    run = subprocess.run([snakemake, "-n", "-s", str(REPO / "Snakefile"), "--directory",
+                          str(tmp_path), "--configfile", str(REPO / "config" / "zoo.yaml"),
+                          "--cores", "2"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = dict(line.split() for line in run.stdout.splitlines()
+                 if re.fullmatch(r"[a-z_]+\s+\d+", line.strip()))
+    assert int(stats["fetch_checkpoint"]) == int(stats["export_onnx"]) == len(models) >= 40
+    assert "datasets.cityscapes.path: data/cityscapes does not exist" in run.stderr  # warned

@@ -7,6 +7,7 @@ offending key named.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,10 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 
 def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
-             source: str = "config") -> dict[str, Any]:
-    """A validated, default-filled copy of `config`; raises UserError naming every bad key."""
+             source: str = "config", require_data: bool = True) -> dict[str, Any]:
+    """A validated, default-filled copy of `config`; raises UserError naming every bad key.
+    `require_data=False` (a dry run plans without the data): a dataset not on disk is a
+    warning, not an error."""
     schema = yaml.safe_load(schema_path.read_text())
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
@@ -86,7 +89,7 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
         lines = [f"  {_where(e)}: {_message(e)}" for e in errors]
         raise UserError(f"{source} is invalid:\n" + "\n".join(lines))
     _resolve_zoo_models(config, source)
-    _check_references(config, source)
+    _check_references(config, source, require_data)
     return config
 
 
@@ -103,7 +106,7 @@ def _resolve_zoo_models(config: dict[str, Any], source: str) -> None:
         raise UserError(f"{source} is invalid:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def _check_references(config: dict[str, Any], source: str) -> None:
+def _check_references(config: dict[str, Any], source: str, require_data: bool = True) -> None:
     models, datasets = config["models"], config["datasets"]
     problems = []
     if config["runtime"] != "local" and config["profile"] == "auto":
@@ -130,7 +133,11 @@ def _check_references(config: dict[str, Any], source: str) -> None:
         if not config_path(model["config"]).is_file():
             problems.append(f"models.{name}.config: file {model['config']} does not exist")
     for name, dataset in datasets.items():
-        problems += dataset_problems(name, dataset)
+        entry_problems = dataset_problems(name, dataset)
+        absent = [] if entry_problems else missing_data(name, dataset)
+        problems += entry_problems + (absent if require_data else [])
+        for problem in absent if not require_data else []:
+            print(f"warning: {problem} (planned anyway: a dry run)", file=sys.stderr)
     if not problems:
         problems += _planning_problems(config)
     if problems:
@@ -138,22 +145,26 @@ def _check_references(config: dict[str, Any], source: str) -> None:
 
 
 def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
-    """A dataset on disk must be there, laid out as its kind says; what to do if not."""
-    from deploybench.data.layouts import missing
-
+    """What is wrong with a dataset's entry itself."""
     kind, path = dataset["kind"], dataset.get("path")
     if dataset["download"] and (kind != "coco" or path):
         return [f"datasets.{name}.download: only a coco dataset is downloaded, into "
                 f"resources/data/{name}: remove path (or download)"]
     if any(not (a.get("md5") or a.get("sha256")) for a in dataset.get("archives") or []):
         return [f"datasets.{name}.archives: give each archive an md5 or a sha256"]
-    if kind == "synthetic" or dataset["download"]:
-        return _path_problems(f"datasets.{name}.path", path) if path else []
-    if not path:
+    if not path and kind in ("directory", "coco", "cityscapes") and not dataset["download"]:
         return [f"datasets.{name}.path: required for kind {kind!r}"]
-    if outside := _path_problems(f"datasets.{name}.path", path):
-        return outside
-    return [f"datasets.{name}.path: {problem}" for problem in missing(kind, Path(path))]
+    return _path_problems(f"datasets.{name}.path", path) if path else []
+
+
+def missing_data(name: str, dataset: dict[str, Any]) -> list[str]:
+    """A dataset on disk must be there, laid out as its kind says; what to do if not."""
+    from deploybench.data.layouts import missing
+
+    if dataset["kind"] == "synthetic" or dataset["download"]:
+        return []  # a rule makes it
+    return [f"datasets.{name}.path: {problem}"
+            for problem in missing(dataset["kind"], Path(dataset["path"]))]
 
 
 def _path_problems(key: str, path: str) -> list[str]:
@@ -184,6 +195,15 @@ def _planning_problems(config: dict[str, Any]) -> list[str]:
                 f"{matrix['devices']} and precisions {matrix['precisions']}; {backend} has "
                 f"{offered} (README, Backends): add one of those or remove {backend}")
     return problems
+
+
+def dry_run(workflow: Any, argv: list[str]) -> bool:
+    """Whether Snakemake only plans (`-n`). Its executor, which knows, is chosen after the
+    Snakefile is read, so the command line says it here."""
+    if getattr(workflow, "dryrun", False):
+        return True
+    return any(arg in ("--dry-run", "--dryrun") or (
+        arg.startswith("-") and not arg.startswith("--") and "n" in arg[1:]) for arg in argv[1:])
 
 
 def default_gates() -> dict[str, dict[str, float]]:
@@ -285,6 +305,12 @@ class Plan:
         archives = [(a["url"], f"md5:{a['md5']}" if a.get("md5") else f"sha256:{a['sha256']}")
                     for a in listed] if listed else COCO_ARCHIVES
         return [arg for url, checksum in archives for arg in ("--archive", url, checksum)]
+
+    def dataset_planned(self, name: str) -> bool:
+        """The dataset is on disk, or a rule makes it (a dry run plans without the others)."""
+        dataset = self.config["datasets"][name]
+        return (dataset["kind"] == "synthetic" or dataset["download"]
+                or Path(self.dataset_dir(name)).is_dir())
 
     def evaluate_limit(self, model: str) -> int | None:
         """Test images a model is evaluated on: its dataset's `subset` and `evaluate.limit`,

@@ -137,11 +137,16 @@ def index() -> tuple[ZooModel, ...]:
     return tuple(models)
 
 
+@cache
+def _by_name_and_stem() -> tuple[dict[str, ZooModel], dict[str, ZooModel]]:
+    models = index()
+    return {m.name: m for m in models}, {m.stem: m for m in models}
+
+
 def lookup(name: str) -> ZooModel:
     """A model by its metafile Name or config stem; a name that is neither gets the closest."""
     models = index()
-    by_name = {m.name: m for m in models}
-    by_stem = {m.stem: m for m in models}
+    by_name, by_stem = _by_name_and_stem()
     found = by_name.get(name) or by_stem.get(name)
     if found:
         return found

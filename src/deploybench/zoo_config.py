@@ -3,7 +3,8 @@
 What the metafile and the model's own config say (task, config path, weights URL, dataset,
 published metrics, the input shape its test pipeline makes) fills every key the entry does not
 give; keys given in the pipeline config win. Input shapes need the mmengine config read (a
-fraction of a second per model), so they are remembered by config file and its stat.
+fraction of a second per model, and mmengine imported), so they are remembered by config file
+and its stat.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 from deploybench import zoo
 from deploybench.errors import UserError
 
-SHAPES_CACHE = Path("resources/.zoo-input-shapes.json")
+
+def _shapes_cache() -> Path:
+    from deploybench.fetch import default_cache
+
+    return default_cache() / "zoo-input-shapes.json"
 
 
 def _shape_of(config: Path) -> dict[str, Any]:
@@ -26,8 +31,10 @@ def _shape_of(config: Path) -> dict[str, Any]:
     return {"input_shape": list(shape), "resize_pipeline": not fixed}
 
 
-def input_shape(config: Path, cache: Path = SHAPES_CACHE) -> dict[str, Any]:
-    """{input_shape: [h, w], resize_pipeline: bool} of a config's test pipeline."""
+def input_shape(config: Path, cache: Path | None = None) -> dict[str, Any]:
+    """{input_shape: [h, w], resize_pipeline: bool} of a config's test pipeline, remembered
+    in the download cache (shared between checkouts)."""
+    cache = cache or _shapes_cache()
     stat = config.stat()
     key = f"{config}:{stat.st_size}:{stat.st_mtime_ns}"
     known = json.loads(cache.read_text()) if cache.is_file() else {}
@@ -60,15 +67,15 @@ def resolve(name: str, entry: dict[str, Any], datasets: dict[str, Any]) -> list[
             return [f"models.{name}.dataset: {model.name} is evaluated on {model.dataset}; add a "
                     f"dataset named {key!r} (datasets.{key}) or set models.{name}.dataset"]
         entry["dataset"] = key
+    if "input_shape" in entry:
+        # A shape given here is set in the test pipeline: where it is the pipeline's own that
+        # changes nothing, and it spares reading the config while planning.
+        entry.setdefault("resize_pipeline", True)
+        return []
     try:
         derived = input_shape(model.config)
     except UserError as err:
-        if "input_shape" in entry:
-            derived = {"input_shape": entry["input_shape"], "resize_pipeline": True}
-        else:
-            return [f"models.{name}.input_shape: {model.name}: {err}; set it"]
-    entry.setdefault("input_shape", derived["input_shape"])
-    # A shape the pipeline does not make of every image by itself is set in the pipeline.
-    entry.setdefault("resize_pipeline", derived["resize_pipeline"]
-                     or list(entry["input_shape"]) != derived["input_shape"])
+        return [f"models.{name}.input_shape: {model.name}: {err}; set it"]
+    entry["input_shape"] = derived["input_shape"]
+    entry.setdefault("resize_pipeline", derived["resize_pipeline"])
     return []

@@ -58,10 +58,13 @@ def cuda_device_reason() -> str:
     """Empty when PyTorch sees a CUDA device, else why not."""
     import os
 
-    import torch
-
     if os.environ.get(NO_GPU_ENV):
         return os.environ[NO_GPU_ENV]
+    if not Path("/proc/driver/nvidia/version").exists() and not Path("/dev/nvidiactl").exists():
+        # No NVIDIA driver: known without importing torch (seconds, when planning a big DAG).
+        return "no CUDA device on this machine (no NVIDIA driver loaded)"
+    import torch
+
     if not torch.cuda.is_available():
         return "no CUDA device on this machine (torch.cuda.is_available() is False)"
     return ""
