@@ -215,3 +215,26 @@ def test_busy_machine_flags_only_the_cells_it_touched(tmp_path: Path) -> None:
     md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
     assert "**2 of 4 cells were measured while this machine was busy" in md
     assert "det onnxruntime fp32 (cpu, b1), det openvino fp32 (cpu, b1)." in md
+
+
+def test_published_metrics_are_gated_on_the_whole_split_only() -> None:
+    from deploybench.report.published import published_checks
+
+    def row(model: str, backend: str, value: float, images: int) -> dict:
+        return {"model": model, "resolution": "800x1344", "backend": backend,
+                "precision": "fp32", "bbox_mAP": value, "eval_images": images,
+                "split_images": 5000, "published_bbox_mAP": 0.374}
+
+    frame = pd.DataFrame([row("close", "pytorch", 0.371, 5000), row("far", "pytorch", 0.35, 5000),
+                          row("subset", "pytorch", 0.30, 100),
+                          row("close", "onnxruntime", 0.2, 5000)])
+    for column in ("published_segm_mAP", "published_mIoU", "segm_mAP", "mIoU"):
+        frame[column] = np.nan
+    checks = published_checks(frame, {"bbox_mAP": {"fp32": 0.001, "published": 0.01}})
+    verdicts = dict(zip(checks.model, checks.verdict, strict=True))
+    assert verdicts == {"close": "passed", "far": "outside",
+                        "subset": "not checked: a subset (100 images)"}
+    assert checks.set_index("model").difference["far"] == pytest.approx(-0.024)
+    assert list(checks.passed) == [True, False, True]
+    none = published_checks(frame, {"bbox_mAP": {"fp32": 0.001}})
+    assert set(none.verdict) >= {"not checked: no gates.bbox_mAP.published"}

@@ -184,9 +184,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                             "parity_images", "parity_iou", "parity_score_threshold"),
                 "threads": args.threads or usable_cores()}
     per_image = Path(args.per_image_out) if args.per_image_out else None
-    return run_step("evaluate", cell, args.out, settings, [args.config], lambda: evaluate_cell(
-        cell, _cell_inputs(args), _expected_shape(args), args.limit, parity, per_image),
-        _used(args))
+    published = _published(args.published)
+
+    def body():
+        status, reason, data = evaluate_cell(cell, _cell_inputs(args), _expected_shape(args),
+                                             args.limit, parity, per_image)
+        return status, reason, {**data, "published": published} if published else data
+
+    return run_step("evaluate", cell, args.out, settings, [args.config], body, _used(args))
+
+
+def _published(pairs: list[str]) -> dict[str, float]:
+    published = {}
+    for pair in pairs:
+        metric, _, value = pair.partition("=")
+        try:
+            published[metric] = float(value)
+        except ValueError:
+            raise UserError(f"--published {pair!r}: give METRIC=VALUE, e.g. bbox_mAP=0.374") \
+                from None
+    return published
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -448,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")
     _cell_args(p)
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--published", action="append", default=[], metavar="METRIC=VALUE",
+                   help="a published value of a metric, kept beside the measured one")
     p.add_argument("--reference", help="PyTorch fp32 outputs (the reference step) to compare")
     p.add_argument("--parity-images", type=int, default=20)
     p.add_argument("--parity-iou", type=float, default=0.5)

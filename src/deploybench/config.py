@@ -306,6 +306,11 @@ class Plan:
                     for a in listed] if listed else COCO_ARCHIVES
         return [arg for url, checksum in archives for arg in ("--archive", url, checksum)]
 
+    def published_args(self, model: str) -> list[str]:
+        """`--published METRIC=VALUE` for each published metric of the model."""
+        return [arg for metric, value in sorted(self.model(model).get("published", {}).items())
+                for arg in ("--published", f"{metric}={value:g}")]
+
     def dataset_planned(self, name: str) -> bool:
         """The dataset is on disk, or a rule makes it (a dry run plans without the others)."""
         dataset = self.config["datasets"][name]

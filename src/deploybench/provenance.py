@@ -111,8 +111,10 @@ def git_commit(cwd: Path | str | None = None) -> str:
 
 def inputs_hash(settings: dict[str, Any], files: list[Path | str] = ()) -> str:
     """sha256 of a step's settings and the content of the config files it read."""
+    from deploybench.zoo import config_path  # `mmdet::...`: the codebase's own config
+
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in map(Path, files):
+    for path in map(config_path, files):
         digest.update(path.read_bytes() if path.is_file() else b"missing:" + bytes(path))
     return digest.hexdigest()
 

@@ -50,9 +50,11 @@ rule evaluate:
             f"--limit {PLAN.evaluate_limit(w.model)}" if PLAN.evaluate_limit(w.model) else ""
         ),
         parity=parity_args(),
+        published=lambda w: PLAN.published_args(w.model),
         machine=cell_machine,
     shell:
         "deploybench evaluate {params.model} --backend {wildcards.backend}"
         " --precision {wildcards.precision} {params.artifact} --device {wildcards.device}"
         " --threads {threads} {params.limit} --reference {input.reference:q} {params.parity}"
-        " --per-image-out {output.images:q} --out {output.result:q} > {log:q} 2>&1"
+        " --per-image-out {output.images:q} {params.published:q} --out {output.result:q}"
+        " > {log:q} 2>&1"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from deploybench.measure.stats import latency_stats, repeats_median_ci95
 from deploybench.metric_bootstrap import COCO_METRICS, MIOU
+from deploybench.report.published import COLUMNS as PUBLISHED
 from deploybench.results import load_result
 
 # resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
@@ -38,7 +39,7 @@ COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run"
            "checkpoint_sha256", "artifact_sha256",
            *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
            "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", "split_images",
-           "dataset_sha256", "no_detections", *METRICS, *DROP_CI, *PARITY]
+           "dataset_sha256", "no_detections", *METRICS, *PUBLISHED, *DROP_CI, *PARITY]
 
 
 def step_of(path: str) -> str:
@@ -124,6 +125,8 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
             row["eval_images"] = result["num_images"]
             row["split_images"] = result.get("split_images")
             row["dataset_sha256"] = (result.get("dataset") or {}).get("sha256")
+            row.update({f"published_{m}": v for m, v in (result.get("published") or {}).items()
+                        if f"published_{m}" in PUBLISHED})
             row["no_detections"] = result.get("no_detections")
             row.update({m: v for m, v in result["metrics"].items() if m in METRICS})
             for metric, (low, high) in (result.get("metric_drop_ci95") or {}).items():
