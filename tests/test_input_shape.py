@@ -130,16 +130,20 @@ def test_a_zoo_detector_fits_and_pads_at_a_static_shape() -> None:
         assert results["img"].shape == (800, 1344, 3)
 
 
+def _zoo_segmentor_pipeline() -> list[dict]:
+    return [dict(type="LoadImageFromFile"),
+            dict(type="Resize", scale=(2048, 1024), keep_ratio=True), dict(type="PackSegInputs")]
+
+
 def test_a_zoo_segmentor_pads_at_test_time() -> None:
-    cfg = _config([dict(type="LoadImageFromFile"),
-                   dict(type="Resize", scale=(2048, 1024), keep_ratio=True),
-                   dict(type="PackSegInputs")], size_divisor=32)
+    cfg = _config(_zoo_segmentor_pipeline(), size_divisor=32)
     cfg.default_scope = "mmseg"
     assert default_input_shape(cfg) == ((1024, 2048), False)
     set_input_shape(cfg, (512, 1024))
     assert cfg.model.data_preprocessor.test_cfg.size == (512, 1024)
+    cfg = _config(_zoo_segmentor_pipeline(), size_divisor=32)
     cfg.model.test_cfg = dict(mode="slide", crop_size=(1024, 1024), stride=(768, 768))
-    assert default_input_shape(cfg) == ((1024, 1024), True)  # slide: the network sees crops
+    assert default_input_shape(cfg) == ((1024, 2048), False)  # slide: crops of this input
 
 
 @pytest.mark.parametrize(("pipeline", "shape"), [

@@ -112,9 +112,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         dataset = adapter.dataset(args.data)
         _, sample, _ = next(adapter.batches(dataset, 1))
         check_input_shape(_expected_shape(args), tuple(sample.shape))
+        sample = adapter.graph_input(sample)  # slide inference: the graph is one crop
         if args.saved_input:
             _, first, _ = next(adapter.batches(dataset, max(1, args.dynamic_batch)))
-            save_array(Path(args.saved_input), first.cpu().numpy())
+            save_array(Path(args.saved_input), adapter.graph_input(first).cpu().numpy())
         return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset,
                                                            args.dynamic_batch)}
 

@@ -127,9 +127,10 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                             f"dataset has {len(opened.dataset)}: lower matrix.batches or use a "
                             "larger split")
         _, batch, _ = next(opened.adapter.batches(opened.dataset, cell.batch))
-        check_input_shape(export_shape, tuple(batch.shape))
+        graph_input = opened.adapter.graph_input(batch)  # slide inference: one crop
+        check_input_shape(export_shape, tuple(graph_input.shape))
         runner = opened.runner
-        timed = _time_network(runner, batch.cpu().numpy(), rule, inputs.threads)
+        timed = _time_network(runner, graph_input.cpu().numpy(), rule, inputs.threads)
         stages: dict[str, Any] = {}
         if cell.batch == 1 and stage_images > 0:
             shared = runner.share_cores()
@@ -145,4 +146,8 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                                                path, inputs.device, native)
                 except UserError as err:  # a transform the tensor path does not implement
                     stages[name] = {"path": path, "skipped": str(err)}
-    return _result(cell, timed, list(batch.shape), inputs.device, stages)
+        crops = opened.adapter.crops(batch[:1])
+    result = _result(cell, timed, list(graph_input.shape), inputs.device, stages)
+    if crops > 1:  # the latency is per crop; the stage breakdown's network is per image
+        result[2]["crops_per_image"] = crops
+    return result

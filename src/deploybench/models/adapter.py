@@ -6,7 +6,7 @@ Only the network differs between backends, so accuracy differences come from the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,23 @@ class ModelAdapter(ABC):
             self.run_network(inputs)
         return self._spec
 
+    # --- the network graph and the glue around it ------------------------------------------
+    def graph_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the exported graph takes for this network input (the first crop where the
+        model slides a window over the image; the input itself otherwise)."""
+        return inputs
+
+    def infer(self, run: Callable[[np.ndarray], Sequence[Any]], inputs: torch.Tensor) -> list:
+        """The network outputs for `inputs`, the graph run by `run` (a backend's `infer`) and
+        the glue between graphs on this adapter's device."""
+        return list(run(np.ascontiguousarray(inputs.cpu().numpy())))
+
+    slides = False  # the graph runs in a sliding window over the image
+
+    def crops(self, inputs: torch.Tensor) -> int:
+        """Graph calls per network input (slide inference: the windows); 1 otherwise."""
+        return 1
+
     # --- post-processing --------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[np.ndarray | torch.Tensor], inputs: torch.Tensor,
                     data_samples: list, native_masks: bool = False) -> list:
@@ -242,19 +259,81 @@ class DetectionAdapter(ModelAdapter):
 
 
 class SegmentationAdapter(ModelAdapter):
-    """mmseg encoder-decoders in whole-image mode: decode head resize, then postprocess_result."""
+    """mmseg encoder-decoders: decode head resize, then postprocess_result. In slide mode
+    (`test_cfg.mode='slide'`) the graph is one crop and mmseg's sliding window runs around the
+    backend: the windows, each crop's logits resized to the crop, summed and averaged where
+    windows overlap (`EncoderDecoder.slide_inference`'s arithmetic)."""
 
     task = "segmentation"
     codebase = "mmseg"
 
     def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
         super().__init__(cfg, model, device)
-        mode = (model.test_cfg or {}).get("mode", "whole")
-        if mode != "whole":
-            raise UserError(f"test_cfg.mode={mode!r}: deploybench exports one whole-image "
-                            "network; set model.test_cfg=dict(mode='whole') in the config")
+        test_cfg = model.test_cfg or {}
+        mode = test_cfg.get("mode", "whole")  # only the mode decides: stray crop keys stay
+        if mode not in ("whole", "slide"):
+            raise UserError(f"test_cfg.mode={mode!r}: deploybench runs mmseg's 'whole' and "
+                            "'slide' modes")
+        self.slide: tuple[tuple[int, int], tuple[int, int]] | None = (
+            (tuple(test_cfg["crop_size"]), tuple(test_cfg["stride"])) if mode == "slide"
+            else None)
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """(y1, y2, x1, x2) of every window over an image, in mmseg's order."""
+        (h_crop, w_crop), (h_stride, w_stride) = self.slide
+        h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
+        boxes = []
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2 = min(h_idx * h_stride + h_crop, height)
+                x2 = min(w_idx * w_stride + w_crop, width)
+                boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+        return boxes
+
+    @property
+    def slides(self) -> bool:  # type: ignore[override]
+        return self.slide is not None
+
+    def crops(self, inputs: torch.Tensor) -> int:
+        return len(self.windows(*inputs.shape[-2:])) if self.slide is not None else 1
+
+    def graph_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.slide is None:
+            return inputs
+        y1, y2, x1, x2 = self.windows(*inputs.shape[-2:])[0]
+        return inputs[..., y1:y2, x1:x2]
+
+    def infer(self, run: Callable[[np.ndarray], Sequence[Any]], inputs: torch.Tensor) -> list:
+        if self.slide is None:
+            return super().infer(run, inputs)
+        from mmseg.models.utils import resize
+
+        height, width = inputs.shape[-2:]
+        head = self.model.decode_head
+        logits = counts = None
+        for y1, y2, x1, x2 in self.windows(height, width):
+            crop = np.ascontiguousarray(inputs[..., y1:y2, x1:x2].cpu().numpy())
+            (out,) = run(crop)
+            crop_logits = resize(torch.as_tensor(np.asarray(out)).to(self.device),
+                                 size=(y2 - y1, x2 - x1), mode="bilinear",
+                                 align_corners=head.align_corners)
+            if logits is None:
+                logits = crop_logits.new_zeros((*crop_logits.shape[:2], height, width))
+                counts = crop_logits.new_zeros((crop_logits.shape[0], 1, height, width))
+            logits[..., y1:y2, x1:x2] += crop_logits
+            counts[..., y1:y2, x1:x2] += 1
+        return [logits / counts]
+
+    def structure(self, inputs: torch.Tensor) -> Spec:
+        return None if self.slide is not None else super().structure(inputs)
+
+    def output_names(self, inputs: torch.Tensor) -> list[str]:
+        return super().output_names(self.graph_input(inputs))
 
     def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
+        if self.slide is not None:  # already the image's logits, resized per crop
+            return self.model.postprocess_result(outputs, data_samples)
         metas = [sample.metainfo for sample in data_samples]
         logits = self.model.decode_head.predict_by_feat(outputs, metas)
         return self.model.postprocess_result(logits, data_samples)

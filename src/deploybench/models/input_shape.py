@@ -114,11 +114,7 @@ def default_input_shape(cfg: Any) -> tuple[tuple[int, int], bool]:
     whether it makes that one shape of every image. Keep-ratio resizing fits the image in its
     scale (long x short edge, as mmdet's (1333, 800)), landscape; the preprocessor's pad
     divisor rounds up (mmdeploy's 800x1344 for COCO detectors). mmseg's slide inference runs
-    the network on crops: the crop size."""
-    test_cfg = cfg.model.get("test_cfg") or {}
-    if test_cfg.get("mode") == "slide":
-        height, width = test_cfg["crop_size"]
-        return (int(height), int(width)), True
+    the network on crops of this input (the export is one crop)."""
     dataset = cfg.test_dataloader.dataset
     while "pipeline" not in dataset and "dataset" in dataset:
         dataset = dataset["dataset"]

@@ -282,6 +282,23 @@ def _images(group: pd.DataFrame) -> str:
     return f"{count} (all)" if count >= total else f"{count} of {total} (subset)"
 
 
+def slide_note(records: list[dict[str, Any]]) -> list[str]:
+    """Models that slide a window over the image: their latency is per crop."""
+    slides = {}
+    for r in records:
+        if r["step"] == "measure" and r.get("crops_per_image"):
+            shape = "x".join(map(str, r["input_shape"][-2:]))
+            slides[(r["cell"]["model"], r["cell"].get("shape", ""))] = (
+                r["crops_per_image"], shape)
+    if not slides:
+        return []
+    listed = ", ".join(f"{model} {image}: {n} crops of {crop}"
+                       for (model, image), (n, crop) in sorted(slides.items()))
+    return [f"Slide inference ({listed}): the network latency above is per crop; the stage "
+            "breakdown's network and end to end are per image (every crop through the backend, "
+            "with its transfers, and the overlap averaging).\n"]
+
+
 def evaluated_data(frame: pd.DataFrame) -> list[str]:
     """Which test data each model was scored on (`results.csv`: dataset_sha256), so that rows
     from different data are never taken for the same."""
@@ -595,6 +612,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
         "the same backend at fp32, same device (below 1: slower).\n",
         latency_detail(frame),
+        *slide_note(records),
         "### int8 against fp32\n",
         "Each int8 cell's median speed-up over the same backend at fp32 (network only), the "
         "quantization that ran, and for ONNX Runtime where each model's time goes: the share "
