@@ -47,7 +47,9 @@ rule evaluate:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         artifact=artifact_arg,
         limit=lambda w: (
-            f"--limit {PLAN.evaluate_limit(w.model)}" if PLAN.evaluate_limit(w.model) else ""
+            f"--limit {PLAN.evaluate_limit(w.model)}"
+            if PLAN.evaluate_limit(w.model)
+            else ""
         ),
         parity=parity_args(),
         published=lambda w: PLAN.published_args(w.model),
