@@ -116,8 +116,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.saved_input:
             _, first, _ = next(adapter.batches(dataset, max(1, args.dynamic_batch)))
             save_array(Path(args.saved_input), adapter.graph_input(first).cpu().numpy())
-        return "ok", "", {"onnx": args.onnx, **export_onnx(adapter, sample, args.onnx, args.opset,
-                                                           args.dynamic_batch)}
+        split = {"graph": adapter.graph, "in_pytorch": adapter.in_pytorch} \
+            if adapter.in_pytorch else {}
+        return "ok", "", {"onnx": args.onnx, **split,
+                          **export_onnx(adapter, sample, args.onnx, args.opset,
+                                        args.dynamic_batch)}
 
     return run_step("export", _cell(args, "onnx", "fp32"), args.out,
                     _settings(args, "opset", "dynamic_batch"), [args.config], body,

@@ -35,7 +35,7 @@ def _predict(opened: OpenCell, export_shape: list[int] | None, limit: int | None
     """Run the split; feed the evaluator; keep the first `keep` images' outputs and predictions."""
     adapter, count, kept = opened.adapter, 0, []
     for raw, batch, samples in adapter.batches(opened.dataset, 1, limit):
-        check_input_shape(export_shape, tuple(adapter.graph_input(batch).shape))
+        check_input_shape(export_shape, tuple(batch.shape))
         outputs = adapter.infer(opened.runner.infer, batch)
         predictions = adapter.postprocess(outputs, batch, samples)
         if evaluator is not None:

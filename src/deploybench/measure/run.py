@@ -127,8 +127,8 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                             f"dataset has {len(opened.dataset)}: lower matrix.batches or use a "
                             "larger split")
         _, batch, _ = next(opened.adapter.batches(opened.dataset, cell.batch))
+        check_input_shape(export_shape, tuple(batch.shape))
         graph_input = opened.adapter.graph_input(batch)  # slide inference: one crop
-        check_input_shape(export_shape, tuple(graph_input.shape))
         runner = opened.runner
         timed = _time_network(runner, graph_input.cpu().numpy(), rule, inputs.threads)
         stages: dict[str, Any] = {}

@@ -52,6 +52,21 @@ def unflatten(leaves: Sequence[Any], spec: Spec) -> Any:
     return out
 
 
+class FeaturesAndProposalsNetwork(torch.nn.Module):
+    """A two-stage detector's first graph: backbone + neck (`extract_feat`) and the RPN head's
+    raw outputs. (`mode='tensor'` needs data samples for these models, and the whole graph does
+    not export faithfully: the RPN's NMS and RoIAlign have no exact ONNX form in mmcv 2.1.)"""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.model.extract_feat(inputs)
+        leaves, _ = flatten([list(features), *self.model.rpn_head(features)])
+        return tuple(leaves)
+
+
 class TensorModeNetwork(torch.nn.Module):
     """backbone + neck + head as `model(x, mode='tensor')` runs them, outputs flattened."""
 
@@ -136,8 +151,12 @@ class ModelAdapter(ABC):
     # --- network ----------------------------------------------------------------------------
     def run_network(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
-            leaves, self._spec = flatten(self.model(inputs.to(self.device), mode="tensor"))
+            leaves, self._spec = flatten(self._forward(inputs.to(self.device)))
         return leaves
+
+    def _forward(self, inputs: torch.Tensor) -> Any:
+        """The graph's outputs, nested as the post-processing takes them."""
+        return self.model(inputs, mode="tensor")
 
     def output_names(self, inputs: torch.Tensor) -> list[str]:
         """Stable names for the flattened outputs, e.g. `output_0_2` (group 0, level 2)."""
@@ -167,6 +186,8 @@ class ModelAdapter(ABC):
         return list(run(np.ascontiguousarray(inputs.cpu().numpy())))
 
     slides = False  # the graph runs in a sliding window over the image
+    graph = "backbone + neck + head"  # what the exported graph holds
+    in_pytorch = ""  # the model's network part that runs in PyTorch on every backend
 
     def crops(self, inputs: torch.Tensor) -> int:
         """Graph calls per network input (slide inference: the windows); 1 otherwise."""
@@ -256,6 +277,41 @@ class DetectionAdapter(ModelAdapter):
         if "masks" in pred:
             arrays["masks"] = pred.masks.cpu().numpy().astype(bool)
         return arrays
+
+
+class TwoStageDetectionAdapter(DetectionAdapter):
+    """mmdet two-stage detectors (Faster / Mask / Cascade R-CNN): the graph is backbone + neck
+    + RPN head; the proposals (decode + NMS) and the RoI heads (RoIAlign, bbox and mask heads)
+    run after it in PyTorch, on the cell's device, with the model's own code, whatever backend
+    ran the graph. The docs say so for these models."""
+
+    graph = "backbone + neck + RPN head"
+    in_pytorch = "proposals (decode + NMS) and RoI heads (RoIAlign, bbox, mask)"
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
+        ModelAdapter.__init__(self, cfg, model, device)
+        if getattr(model, "rpn_head", None) is None or getattr(model, "roi_head", None) is None:
+            raise UserError(f"{type(model).__name__} has no rpn_head and roi_head; deploybench "
+                            "runs two-stage detectors of that shape (Faster / Mask / Cascade "
+                            "R-CNN)")
+        self.network = FeaturesAndProposalsNetwork(model).eval()
+
+    @property
+    def has_masks(self) -> bool:
+        return False  # masks come from the RoI mask head: no native-mask variant
+
+    def _forward(self, inputs: torch.Tensor) -> Any:
+        features = self.model.extract_feat(inputs)
+        return [list(features), *self.model.rpn_head(features)]
+
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
+        features, cls_scores, bbox_preds = outputs
+        metas = [sample.metainfo for sample in data_samples]
+        proposals = self.model.rpn_head.predict_by_feat(cls_scores, bbox_preds,
+                                                        batch_img_metas=metas, rescale=False)
+        results = self.model.roi_head.predict(tuple(features), proposals, data_samples,
+                                              rescale=True)
+        return self.model.add_pred_to_datasample(data_samples, results)
 
 
 class SegmentationAdapter(ModelAdapter):
@@ -361,4 +417,6 @@ def load_adapter(config: Path | str, checkpoint: Path | str, device: str = "cpu"
     codebase = codebase_of(cfg)
     register_codebase(codebase)
     model = build_model(cfg, checkpoint, device, sha256)
+    if codebase == "mmdet" and getattr(model, "roi_head", None) is not None:
+        return TwoStageDetectionAdapter(cfg, model, device)
     return ADAPTERS[codebase](cfg, model, device)

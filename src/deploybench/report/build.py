@@ -282,6 +282,15 @@ def _images(group: pd.DataFrame) -> str:
     return f"{count} (all)" if count >= total else f"{count} of {total} (subset)"
 
 
+def split_note(records: list[dict[str, Any]]) -> list[str]:
+    """Models whose exported graph is only part of the network: what runs in PyTorch."""
+    split = {(r["cell"]["model"], r.get("graph"), r.get("in_pytorch")) for r in records
+             if r["step"] == "export" and r.get("in_pytorch")}
+    return [f"{model}: the graph every backend runs is {graph}; {rest} run after it in "
+            "PyTorch on the cell's device, for every backend, timed in post-processing.\n"
+            for model, graph, rest in sorted(split)]
+
+
 def slide_note(records: list[dict[str, Any]]) -> list[str]:
     """Models that slide a window over the image: their latency is per crop."""
     slides = {}
@@ -613,6 +622,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "the same backend at fp32, same device (below 1: slower).\n",
         latency_detail(frame),
         *slide_note(records),
+        *split_note(records),
         "### int8 against fp32\n",
         "Each int8 cell's median speed-up over the same backend at fp32 (network only), the "
         "quantization that ran, and for ONNX Runtime where each model's time goes: the share "
@@ -637,6 +647,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "idle worker threads keep spinning through the processing that follows each call and "
         "slow it 2-3x on few cores. The network-only latency above keeps the default.\n",
         stages_table(records),
+        *split_note(records),
         "## Accuracy\n",
         "The test split (*Images*: all of it, or the first N with `evaluate.limit`, scored on "
         "those N alone) through the model's own test pipeline, the backend's network, the "
