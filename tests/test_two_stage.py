@@ -52,3 +52,21 @@ def test_two_stage_in_onnx_runtime_predicts_as_mmdet(name: str, small_dataset: P
         if "masks" in expected:
             agree = (got.masks[:top] == expected.masks[:top]).float().mean()
             assert float(agree) > (0.999 if backend == "onnxruntime" else 1 - 1e-9)
+
+
+def test_ssd_predicts_despite_mmdets_missing_loss_cls(small_dataset: Path,
+                                                     tmp_path: Path) -> None:
+    """mmdet 3.3's SSDHead cannot run its own predict (no `loss_cls`, upstream); the adapter
+    works around it, and its post-processing then gives mmdet's own predictions."""
+    name = "ssd300_coco"
+    adapter = load_adapter(lookup(name).config_ref, random_init_checkpoint(name, tmp_path),
+                           "cpu", (300, 300))
+    assert adapter.model.bbox_head.loss_cls is None
+    _, batch, samples = next(adapter.batches(adapter.dataset(small_dataset), 1))
+    runner = get_backend("pytorch").load(adapter, None, "fp32", "cpu", 2)
+    got = adapter.postprocess(adapter.infer(runner.infer, batch), batch,
+                              [s.clone() for s in samples])[0].pred_instances
+    with torch.inference_mode():
+        expected = adapter.model.predict(batch, [s.clone() for s in samples])[0].pred_instances
+    assert len(got) == len(expected) > 0
+    np.testing.assert_array_equal(got.bboxes.numpy(), expected.bboxes.numpy())

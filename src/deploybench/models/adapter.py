@@ -243,6 +243,11 @@ class DetectionAdapter(ModelAdapter):
             raise UserError(f"{type(model).__name__} is not a single-stage detector with "
                             "bbox_head.predict_by_feat; deploybench supports mmdet's single-stage "
                             "detectors (RTMDet, YOLOX, RetinaNet, FCOS, ...)")
+        if not hasattr(head, "loss_cls"):
+            # mmdet 3.3's SSDHead has no loss_cls, and its own predict fails on that
+            # (`'SSDHead' object has no attribute 'loss_cls'`, upstream); predict_by_feat only
+            # asks whether the loss has custom class channels, which SSD's has not.
+            head.loss_cls = None
 
     @property
     def has_masks(self) -> bool:
