@@ -38,8 +38,9 @@ def test_stages_add_up_to_end_to_end(path: str, detector, small_dataset: Path) -
     assert 0 <= result["unaccounted_ms_median"] <= 0.5
     stage_total = sum(8 * result["stages_ms"][s]["mean"] for s in STAGES)
     assert stage_total == pytest.approx(sum(e2e), rel=0.02)
-    medians = sum(result["stages_ms"][s]["median"] for s in STAGES)
-    assert medians == pytest.approx(result["end_to_end_ms"]["median"], rel=0.25)
+    # (The sum of the stage medians is not the median of the totals: on a loaded 2-core
+    # machine one skewed stage moved them 27 % apart with the accounting above exact, so that
+    # is not asserted; the docs say the stage medians need not add up.)
 
 
 def test_machine_state_is_recorded() -> None:
