@@ -28,7 +28,8 @@ def _adapter(name: str, root: Path) -> TwoStageDetectionAdapter:
     return adapter
 
 
-@pytest.mark.parametrize("name", ["faster-rcnn_r50_fpn_1x_coco", "mask-rcnn_r50_fpn_1x_coco"])
+@pytest.mark.parametrize("name", ["faster-rcnn_r50_fpn_1x_coco", "mask-rcnn_r50_fpn_1x_coco",
+                                  "cascade-rcnn_r50_fpn_1x_coco"])
 def test_two_stage_in_onnx_runtime_predicts_as_mmdet(name: str, small_dataset: Path,
                                                      tmp_path: Path) -> None:
     adapter = _adapter(name, tmp_path)
