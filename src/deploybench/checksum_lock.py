@@ -45,6 +45,18 @@ def lookup(path: Path | str, name: str) -> str | None:
     return read(path).get(name)
 
 
+def locked(path: Path | str, url: str | None) -> str:
+    """The whole sha256 the lock holds for the checkpoint fetched from `url` (steps that load
+    it check against this)."""
+    if not url:
+        raise UserError("--checkpoint-lock needs --checkpoint-url (the lock's key)")
+    found = lookup(path, key(url))
+    if found is None:
+        raise UserError(f"{path} has no sha256 for {key(url)}, which the fetch step records: "
+                        "delete the fetched checkpoint so that it is fetched (and locked) again")
+    return found
+
+
 def record(path: Path | str, name: str, sha256: str) -> None:
     """Add `name: sha256` to the lock; a different digest already there is an error. Fetch jobs
     running at once take turns (a lock on the directory), and the file is replaced atomically."""

@@ -50,19 +50,6 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _locked_sha256(lock: str, url: str | None) -> str:
-    from deploybench import checksum_lock
-
-    if not url:
-        raise UserError("--checkpoint-lock needs --checkpoint-url (the lock's key)")
-    found = checksum_lock.lookup(lock, checksum_lock.key(url))
-    if found is None:
-        raise UserError(f"{lock} has no sha256 for {checksum_lock.key(url)}, which the fetch "
-                        "step records: delete the fetched checkpoint so that it is fetched "
-                        "(and locked) again")
-    return found
-
-
 def _cell(args: argparse.Namespace, backend: str, precision: str):
     from deploybench.results import Cell, shape_tag
 
@@ -336,12 +323,12 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from deploybench import zoo
 
     if args.zoo_step == "show":
-        from deploybench.models.input_shape import default_input_shape
-        from deploybench.models.loading import load_mm_config
+        from deploybench.zoo_config import input_shape
 
         model = zoo.lookup(args.name)
         try:
-            shape = default_input_shape(load_mm_config(model.config))
+            derived = input_shape(model.config)
+            shape = (tuple(derived["input_shape"]), not derived["resize_pipeline"])
         except UserError as err:
             shape = str(err)
         print(zoo.describe(model, shape), end="")
@@ -587,7 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     watchdog.start()
     try:
         if getattr(args, "checkpoint_lock", None):
-            args.checkpoint_sha256 = _locked_sha256(args.checkpoint_lock, args.checkpoint_url)
+            from deploybench.checksum_lock import locked
+
+            args.checkpoint_sha256 = locked(args.checkpoint_lock, args.checkpoint_url)
         return args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

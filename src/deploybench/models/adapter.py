@@ -61,9 +61,13 @@ class FeaturesAndProposalsNetwork(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def nested(self, inputs: torch.Tensor) -> list:
+        """[FPN levels, RPN scores per level, RPN boxes per level]."""
         features = self.model.extract_feat(inputs)
-        leaves, _ = flatten([list(features), *self.model.rpn_head(features)])
+        return [list(features), *self.model.rpn_head(features)]
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves, _ = flatten(self.nested(inputs))
         return tuple(leaves)
 
 
@@ -74,8 +78,12 @@ class TensorModeNetwork(torch.nn.Module):
         super().__init__()
         self.model = model
 
+    def nested(self, inputs: torch.Tensor) -> Any:
+        """The outputs as the head's post-processing takes them."""
+        return self.model(inputs, mode="tensor")
+
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        leaves, _ = flatten(self.model(inputs, mode="tensor"))
+        leaves, _ = flatten(self.nested(inputs))
         return tuple(leaves)
 
 
@@ -151,12 +159,8 @@ class ModelAdapter(ABC):
     # --- network ----------------------------------------------------------------------------
     def run_network(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
-            leaves, self._spec = flatten(self._forward(inputs.to(self.device)))
+            leaves, self._spec = flatten(self.network.nested(inputs.to(self.device)))
         return leaves
-
-    def _forward(self, inputs: torch.Tensor) -> Any:
-        """The graph's outputs, nested as the post-processing takes them."""
-        return self.model(inputs, mode="tensor")
 
     def output_names(self, inputs: torch.Tensor) -> list[str]:
         """Stable names for the flattened outputs, e.g. `output_0_2` (group 0, level 2)."""
@@ -304,10 +308,6 @@ class TwoStageDetectionAdapter(DetectionAdapter):
     @property
     def has_masks(self) -> bool:
         return False  # masks come from the RoI mask head: no native-mask variant
-
-    def _forward(self, inputs: torch.Tensor) -> Any:
-        features = self.model.extract_feat(inputs)
-        return [list(features), *self.model.rpn_head(features)]
 
     def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
         features, cls_scores, bbox_preds = outputs

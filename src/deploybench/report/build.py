@@ -583,7 +583,7 @@ def _runs_line(summary: dict[str, Any]) -> str:
 
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
            gates: pd.DataFrame, tolerances: dict[str, dict[str, float]],
-           summary: dict[str, Any]) -> str:
+           summary: dict[str, Any], published: pd.DataFrame) -> str:
     measured = [r for r in records if r["step"] == "measure" and r["status"] == "ok"]
     rule = measured[0]["settings"]["stopping_rule"] if measured else None
     timing = ("" if rule is None else
@@ -659,7 +659,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         *evaluated_data(frame[frame.batch == 1]),
         "### Accuracy gates\n",
         gates_table(gates, tolerances),
-        *published_table(published_checks(frame[frame.batch == 1], tolerances)),
+        *published_table(published),
         "## Output parity\n",
         "Each cell against PyTorch fp32 (CPU) on the same preprocessed test images. Errors over "
         "all raw network outputs, the worst output shown: max |cell - reference|, that over "
@@ -701,16 +701,16 @@ def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
     frame = frame_of(records)
     tolerances = tolerances or {}
     gates = gate_results(frame[frame.batch == 1], tolerances)  # accuracy is per image
+    published = published_checks(frame[frame.batch == 1], tolerances)
     frame["gate_passed"] = [
         _gate_of(gates, r) if r.batch == 1 else None for r in frame.itertuples()]
     summary = environment_summary(records, run)
     write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances,
-                                                summary))
+                                                summary, published))
     write_json(out_dir / "environment.json", summary)
     write_records(out_dir / "records.jsonl", records)
     write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",
                                                      lineterminator="\n"))
-    published = published_checks(frame[frame.batch == 1], tolerances)
     return (int((frame.status == "failed").sum()),
             int((~gates.passed).sum()) + int((~published.passed.astype(bool)).sum()))
 
