@@ -9,6 +9,11 @@ network     backbone + neck + head on the device (synchronized), as the network-
 to_host     outputs -> host arrays
 postprocess the model's own decoding (`predict_by_feat`: boxes + NMS, or resize + argmax)
 
+Two-stage detectors split their post-processing further (the adapter's `postprocess_stages`):
+proposals (RPN decode + NMS), roi_bbox (RoIAlign + bbox head + NMS), roi_mask (RoIAlign + mask
+head), mask_post (the paste into full-image masks); `postprocess` keeps the rest. Each stage is
+charged its own time only (a stage timed inside another is taken out of the outer one).
+
 The dataset's bookkeeping (copying its record of the image, `get_data_info`) and annotation
 loading (LoadAnnotations) only serve the metric, so they run untimed. End-to-end is the wall time
 of one image, less those; the stages add up to it up to the cost of reading the clock.
@@ -39,21 +44,32 @@ def _kind(transform: Any) -> str:
     return "decode" if name.startswith("LoadImage") else "preprocess"
 
 
-class _Clock:
-    """Accumulates per-stage milliseconds of one image."""
+def stage_names(adapter: ModelAdapter) -> tuple[str, ...]:
+    """The stages of this adapter's images, in the order they run."""
+    return (*STAGES[:-1], *adapter.postprocess_stages, STAGES[-1])
 
-    def __init__(self) -> None:
-        self.times = dict.fromkeys(STAGES, 0.0)
+
+class _Clock:
+    """Accumulates per-stage milliseconds of one image, each stage its own time only."""
+
+    def __init__(self, stages: tuple[str, ...]) -> None:
+        self.times = dict.fromkeys(stages, 0.0)
         self.untimed = 0.0
+        self._inner = 0.0  # time of the stages timed inside the one running
 
     def __call__(self, stage: str, fn: Callable[[], Any]) -> Any:
+        outer_inner, self._inner = self._inner, 0.0
         t0 = time.perf_counter_ns()
-        value = fn()
-        elapsed = (time.perf_counter_ns() - t0) / 1e6
-        if stage == "untimed":
-            self.untimed += elapsed
-        else:
-            self.times[stage] += elapsed
+        try:
+            value = fn()
+        finally:
+            elapsed = (time.perf_counter_ns() - t0) / 1e6
+            own = elapsed - self._inner
+            self._inner = outer_inner + elapsed
+            if stage == "untimed":
+                self.untimed += own
+            else:
+                self.times[stage] += own
         return value
 
 
@@ -92,7 +108,7 @@ def _tensor_input(clock: _Clock, tensor_path: TensorPreprocessor, sync: Callable
 def _one_image(adapter: ModelAdapter, runner: Runner, make_input: Callable[[_Clock], tuple],
                native_masks: bool = False) -> tuple[dict[str, float], float]:
     """Stage times of one image (ms) and its end-to-end time (ms)."""
-    clock = _Clock()
+    clock = _Clock(stage_names(adapter))
     start = time.perf_counter_ns()
     network_input, batch, samples = make_input(clock)
 
@@ -112,7 +128,7 @@ def _one_image(adapter: ModelAdapter, runner: Runner, make_input: Callable[[_Clo
         device_input = clock("to_device", to_device)
         outputs = clock("network", network)
         host = clock("to_host", lambda: runner.to_host(outputs))
-    clock("postprocess", lambda: adapter.postprocess(host, batch, samples, native_masks))
+    clock("postprocess", lambda: adapter.postprocess(host, batch, samples, native_masks, clock))
     end_to_end = (time.perf_counter_ns() - start) / 1e6 - clock.untimed
     return clock.times, end_to_end
 
@@ -140,7 +156,8 @@ def time_stages(adapter: ModelAdapter, dataset: Any, runner: Runner, images: int
 
     for i in range(warmup):
         one(i)
-    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
+    stages = stage_names(adapter)
+    per_stage: dict[str, list[float]] = {s: [] for s in stages}
     end_to_end: list[float] = []
     for i in range(images):
         times, total = one(i)
@@ -149,7 +166,7 @@ def time_stages(adapter: ModelAdapter, dataset: Any, runner: Runner, images: int
         end_to_end.append(total)
     stats = {s: {k: v for k, v in latency_stats(ms).items() if k != "fps"}
              for s, ms in per_stage.items()}
-    unaccounted = [e - sum(per_stage[s][i] for s in STAGES) for i, e in enumerate(end_to_end)]
+    unaccounted = [e - sum(per_stage[s][i] for s in stages) for i, e in enumerate(end_to_end)]
     return {"path": path, "native_masks": native_masks, "images": images, "stages_ms": stats,
             "end_to_end_ms": {k: v for k, v in latency_stats(end_to_end).items() if k != "fps"},
             "end_to_end_samples_ms": end_to_end,

@@ -5,6 +5,7 @@ Only the network differs between backends, so accuracy differences come from the
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,12 @@ from deploybench.models.loading import (
 
 # A nested structure of tuples/lists of tensors, recorded as nested lengths (None = a leaf).
 Spec = Any
+# clock(stage, fn) runs fn and charges its time to stage (`measure.stages`); or just runs it.
+Clock = Callable[[str, Callable[[], Any]], Any]
+
+
+def untimed(stage: str, fn: Callable[[], Any]) -> Any:
+    return fn()
 
 
 def flatten(outputs: Any) -> tuple[list[torch.Tensor], Spec]:
@@ -198,16 +205,21 @@ class ModelAdapter(ABC):
         return 1
 
     # --- post-processing --------------------------------------------------------------------
+    # The timed parts of post-processing beyond `postprocess` itself (see `measure.stages`).
+    postprocess_stages: tuple[str, ...] = ()
+
     def postprocess(self, outputs: Sequence[np.ndarray | torch.Tensor], inputs: torch.Tensor,
-                    data_samples: list, native_masks: bool = False) -> list:
+                    data_samples: list, native_masks: bool = False,
+                    clock: Clock | None = None) -> list:
         """The model's own post-processing of the network outputs, whichever backend ran it.
-        `native_masks`: leave instance masks at the mask head's resolution (`mask_logits`),
-        unpasted; see `instance_masks`."""
+        `native_masks`: leave instance masks at the mask head's resolution (`mask_logits`,
+        `mask_probs`), unpasted; see `instance_masks`. `clock(stage, fn)` times the parts named
+        in `postprocess_stages`."""
         tensors = [torch.as_tensor(np.asarray(o) if not isinstance(o, torch.Tensor) else o)
                    .to(self.device) for o in outputs]
         with torch.inference_mode():
             return self._postprocess(unflatten(tensors, self.structure(inputs)), data_samples,
-                                     native_masks)
+                                     native_masks, clock or untimed)
 
     @property
     def has_masks(self) -> bool:
@@ -215,7 +227,8 @@ class ModelAdapter(ABC):
         return False
 
     @abstractmethod
-    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list: ...
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
+                     clock: Clock) -> list: ...
 
     @staticmethod
     @abstractmethod
@@ -257,7 +270,8 @@ class DetectionAdapter(ModelAdapter):
     def has_masks(self) -> bool:
         return instance_masks.has_masks(self.model.bbox_head)
 
-    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
+                     clock: Clock) -> list:
         metas = [sample.metainfo for sample in data_samples]
         head = self.model.bbox_head
         if native_masks and self.has_masks:
@@ -292,7 +306,9 @@ class TwoStageDetectionAdapter(DetectionAdapter):
     """mmdet two-stage detectors (Faster / Mask / Cascade R-CNN): the graph is backbone + neck
     + RPN head; the proposals (decode + NMS) and the RoI heads (RoIAlign, bbox and mask heads)
     run after it in PyTorch, on the cell's device, with the model's own code, whatever backend
-    ran the graph. The docs say so for these models."""
+    ran the graph. The docs say so for these models. Their stages are the study's: proposals,
+    RoI bbox (RoIAlign + bbox head + NMS), RoI mask (RoIAlign + mask head) and mask post
+    (the paste into full-image masks)."""
 
     graph = "backbone + neck + RPN head"
     in_pytorch = "proposals (decode + NMS) and RoI heads (RoIAlign, bbox, mask)"
@@ -304,18 +320,43 @@ class TwoStageDetectionAdapter(DetectionAdapter):
                             "runs two-stage detectors of that shape (Faster / Mask / Cascade "
                             "R-CNN)")
         self.network = FeaturesAndProposalsNetwork(model).eval()
+        with_mask = model.roi_head.with_mask
+        self.postprocess_stages = ("proposals", "roi_bbox") + (
+            ("roi_mask", "mask_post") if with_mask else ())
+
+    @property
+    def _mask_head(self) -> Any:
+        """The mask head whose `predict_by_feat` pastes (a cascade's last stage)."""
+        head = self.model.roi_head.mask_head
+        return head[-1] if isinstance(head, torch.nn.ModuleList) else head
 
     @property
     def has_masks(self) -> bool:
-        return False  # masks come from the RoI mask head: no native-mask variant
+        return self.model.roi_head.with_mask and hasattr(self._mask_head, "_predict_by_feat_single")
 
-    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
+                     clock: Clock) -> list:
         features, cls_scores, bbox_preds = outputs
         metas = [sample.metainfo for sample in data_samples]
-        proposals = self.model.rpn_head.predict_by_feat(cls_scores, bbox_preds,
-                                                        batch_img_metas=metas, rescale=False)
-        results = self.model.roi_head.predict(tuple(features), proposals, data_samples,
-                                              rescale=True)
+        roi, features = self.model.roi_head, tuple(features)
+        # roi_head.predict, step by step: with a mask branch the boxes stay at input scale
+        # until the mask head rescales boxes and masks together.
+        proposals = clock("proposals", lambda: self.model.rpn_head.predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas=metas, rescale=False))
+        results = clock("roi_bbox", lambda: roi.predict_bbox(
+            features, metas, proposals, rcnn_test_cfg=roi.test_cfg, rescale=not roi.with_mask))
+        if roi.with_mask:
+            head = self._mask_head
+            paste = head.predict_by_feat
+            post = (functools.partial(instance_masks.predict_roi_native, head)
+                    if native_masks and self.has_masks else paste)
+            # This head object only, removed again below: the paste charged to mask_post.
+            head.predict_by_feat = lambda *a, **k: clock("mask_post", lambda: post(*a, **k))
+            try:
+                results = clock("roi_mask", lambda: roi.predict_mask(features, metas, results,
+                                                                     rescale=True))
+            finally:
+                del head.predict_by_feat
         return self.model.add_pred_to_datasample(data_samples, results)
 
 
@@ -392,7 +433,8 @@ class SegmentationAdapter(ModelAdapter):
     def output_names(self, inputs: torch.Tensor) -> list[str]:
         return super().output_names(self.graph_input(inputs))
 
-    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool) -> list:
+    def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
+                     clock: Clock) -> list:
         if self.slide is not None:  # already the image's logits, resized per crop
             return self.model.postprocess_result(outputs, data_samples)
         metas = [sample.metainfo for sample in data_samples]

@@ -7,6 +7,9 @@ paste dominates post-processing for large images with many instances. `predict_n
 the head's own post-processing but stops before the paste, leaving `mask_logits` (N, h, w);
 `paste_masks` does the rest, exactly as mmdet does, for a consumer that needs full masks (the
 COCO metric). The two together give the same masks as `predict_by_feat` (tested).
+
+Mask R-CNN's FCN mask head is the same story at 28x28 per box: `predict_roi_native` keeps each
+box's mask probabilities (`mask_probs`) and `paste_masks` pastes them into the image as mmdet does.
 """
 
 from __future__ import annotations
@@ -64,8 +67,42 @@ def predict_native(head: Any, outputs: Any, metas: list[dict]) -> list[Any]:
         del head._bbox_mask_post_process
 
 
+def predict_roi_native(head: Any, mask_preds: tuple, results_list: list, batch_img_metas: list,
+                       rcnn_test_cfg: Any, rescale: bool = False,
+                       activate_map: bool = False) -> list:
+    """`FCNMaskHead.predict_by_feat` up to (not including) the paste: each box's mask of its
+    label, as probabilities at the head's resolution; boxes rescaled as mmdet rescales them."""
+    for preds, results, meta in zip(mask_preds, results_list, batch_img_metas, strict=True):
+        bboxes = results.bboxes
+        probs = bboxes.new_tensor(preds) if activate_map else preds.sigmoid()
+        probs = probs[:, 0] if head.class_agnostic else probs[range(len(probs)), results.labels]
+        if rescale:
+            results.bboxes = bboxes / bboxes.new_tensor(meta["scale_factor"]).repeat((1, 2))
+        results.mask_probs = probs
+    return results_list
+
+
+def _paste_roi_masks(results: Any, img_meta: dict, threshold: float) -> Any:
+    """FCNMaskHead._predict_by_feat_single's paste, chunked as mmdet chunks it per device."""
+    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+
+    probs, bboxes = results.mask_probs, results.bboxes
+    ori_h, ori_w = img_meta["ori_shape"][:2]
+    masks = torch.zeros((len(probs), ori_h, ori_w), dtype=torch.bool, device=probs.device)
+    on_cpu = probs.device.type == "cpu"
+    for inds in torch.chunk(torch.arange(len(probs), device=probs.device),
+                            max(len(probs), 1) if on_cpu else 1):
+        chunk, spatial = _do_paste_mask(probs[inds][:, None], bboxes[inds], ori_h, ori_w,
+                                        skip_empty=on_cpu)
+        masks[(inds, *spatial)] = chunk >= threshold
+    results.masks = masks
+    return results
+
+
 def paste_masks(results: Any, img_meta: dict, threshold: float) -> Any:
     """Full-image boolean masks from native ones, as mmdet computes them."""
+    if "mask_probs" in results:
+        return _paste_roi_masks(results, img_meta, threshold)
     logits = results.mask_logits
     ori_h, ori_w = img_meta["ori_shape"][:2]
     if logits.shape[0] == 0:

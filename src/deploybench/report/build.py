@@ -175,13 +175,23 @@ def latency_detail(frame: pd.DataFrame) -> str:
 
 
 STAGE_LABELS = {"decode": "decode", "preprocess": "preprocess", "to_device": "to device",
-                "network": "network", "to_host": "to host", "postprocess": "postprocess"}
+                "network": "network", "to_host": "to host", "proposals": "proposals",
+                "roi_bbox": "RoI bbox", "roi_mask": "RoI mask", "mask_post": "mask post",
+                "postprocess": "postprocess"}
+TWO_STAGE_NOTE = (
+    "Two-stage detectors, in the stage study's shape: *network* is their graph (backbone + "
+    "neck + RPN head); after it, in PyTorch on the cell's device whatever the backend: "
+    "*proposals* (the RPN's decode + NMS), *RoI bbox* (RoIAlign + bbox head + NMS), *RoI mask* "
+    "(RoIAlign + mask head), *mask post* (the paste into full-image masks; with native masks "
+    "only each box's mask at the head's 28x28 is kept), *postprocess* the rest.\n")
 
 
 def stages_table(records: list[dict[str, Any]]) -> str:
     """The stage study's shape: one row per model, backend and preprocessing path, one column
-    per stage (median ms); from each cell's first measure repeat."""
-    rows, seen = [], set()
+    per stage (median ms); from each cell's first measure repeat. Models with different stages
+    (two-stage detectors) get a table of their own."""
+    tables: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    seen = set()
     for r in records:
         c = r["cell"]
         key = (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
@@ -196,19 +206,29 @@ def stages_table(records: list[dict[str, Any]]) -> str:
             line = {"Model": key[0], "Input": key[1], "Backend": key[2], "Device": key[3],
                     "Precision": key[4], "Path": label}
             if "skipped" in stages:
-                rows.append(line | {"decode": f"skipped: {stages['skipped']}"})
+                tables.setdefault((), []).append(line | {"decode": f"skipped: {stages['skipped']}"})
                 continue
             ms = stages["stages_ms"]
             e2e = stages["end_to_end_ms"]
-            line |= {label: _num(ms[s]["median"], ".2f") for s, label in STAGE_LABELS.items()}
+            line |= {label: _num(ms[s]["median"], ".2f") for s, label in STAGE_LABELS.items()
+                     if s in ms}
             line |= {"end to end": _num(e2e["median"], ".2f"), "e2e p90": _num(e2e["p90"], ".2f"),
                      "e2e CoV": _num(100 * e2e["cov"], ".1f") + " %",
                      "network share": _num(100 * ms["network"]["median"] / e2e["median"], ".0f")
                      + " %"}
-            rows.append(line)
-    if not rows:
+            tables.setdefault(tuple(s for s in STAGE_LABELS if s in ms), []).append(line)
+    if not tables:
         return "No cell was timed end to end.\n"
-    return _md(pd.DataFrame(rows).fillna(""))
+    # A skipped path's row goes with the first table; the two-stage table comes last.
+    skipped = tables.pop((), [])
+    order = sorted(tables, key=lambda stages: "proposals" in stages)
+    out = []
+    for i, stages in enumerate(order or [()]):
+        rows = tables.get(stages, []) + (skipped if i == 0 else [])
+        if "proposals" in stages:
+            out.append(TWO_STAGE_NOTE)
+        out.append(_md(pd.DataFrame(rows).fillna("")))
+    return "\n".join(out)
 
 
 GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")

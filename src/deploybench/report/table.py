@@ -26,7 +26,8 @@ PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosin
           "parity_worst_output", "boxes_matched", "cell_boxes_matched", "reference_boxes",
           "cell_boxes", "mean_score_diff", "mean_mask_iou",
           "pixel_agreement"]
-STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "postprocess"]
+STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "proposals", "roi_bbox",
+          "roi_mask", "mask_post", "postprocess"]  # the RoI stages: two-stage detectors only
 MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "first_call_s",
                  *(f"stage_{s}_ms" for s in STAGES), "e2e_ms_median", "e2e_ms_p90", "e2e_cov",
                  "tensor_preprocess_ms", "tensor_e2e_ms_median",
@@ -257,7 +258,8 @@ def _measure_extras(result: dict[str, Any]) -> dict[str, Any]:
     stages = result.get("stages") or {}
     reference, tensor = stages.get("reference"), stages.get("tensor")
     if reference:
-        row.update({f"stage_{s}_ms": reference["stages_ms"][s]["median"] for s in STAGES})
+        row.update({f"stage_{s}_ms": reference["stages_ms"][s]["median"] for s in STAGES
+                    if s in reference["stages_ms"]})
         e2e = reference["end_to_end_ms"]
         row.update(e2e_ms_median=e2e["median"], e2e_ms_p90=e2e["p90"], e2e_cov=e2e["cov"])
     if tensor and "skipped" not in tensor:
