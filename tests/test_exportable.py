@@ -51,3 +51,22 @@ def test_pyramid_pooling_exports_and_matches_in_onnx_runtime(tmp_path: Path) -> 
     (got,) = session.run(None, {"x": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(got, net(x).numpy(), rtol=0, atol=1e-5)
+
+
+class FunctionalPooling(nn.Module):
+    """APCNet's way: `F.adaptive_avg_pool2d` called directly, at sizes that do not divide."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([nn.functional.adaptive_avg_pool2d(x, s).flatten(1) for s in (2, 3)], 1)
+
+
+def test_functional_pooling_exports_and_matches_in_onnx_runtime(tmp_path: Path) -> None:
+    net = FunctionalPooling().eval()
+    x = torch.randn(1, 4, 8, 16)
+    with torch.no_grad(), exportable(net) as rewrites:
+        torch.onnx.export(net, (x,), str(tmp_path / "m.onnx"), input_names=["x"], dynamo=False)
+    assert rewrites == ["1 F.adaptive_avg_pool2d calls as exact slice-and-mean bins"]
+    assert nn.functional.adaptive_avg_pool2d.__name__ == "adaptive_avg_pool2d"  # put back
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(got, net(x).numpy(), rtol=0, atol=5e-7)

@@ -1,5 +1,7 @@
-"""A two-stage zoo detector and a slide-mode segmentor through the whole Snakemake pipeline,
-on the synthetic data's COCO layout: PyTorch, ONNX Runtime and OpenVINO, with parity."""
+"""Zoo models through the whole Snakemake pipeline at random init and reduced shapes, on the
+synthetic data's COCO and Cityscapes layouts: Faster and Mask R-CNN (two-stage), PSPNet (pyramid
+pooling), SegFormer, and a slide-mode segmentor; PyTorch, ONNX Runtime and OpenVINO, with
+parity."""
 
 from __future__ import annotations
 
@@ -19,16 +21,26 @@ from .test_pipeline import snakemake
 pytestmark = pytest.mark.slow
 
 
-def test_two_stage_and_slide_models_through_the_pipeline(tmp_path: Path) -> None:
-    weights = random_init_checkpoint("faster-rcnn_r50_fpn_1x_coco", tmp_path / "weights")
+def _zoo_model(name: str, shape: list[int], weights: Path) -> dict:
+    """The zoo model `name` at random init (served from `weights`), on the synthetic data."""
+    checkpoint = random_init_checkpoint(name, weights)
+    return {"zoo": name, "dataset": "shapes", "input_shape": shape,
+            "checkpoint": {"url": checkpoint.as_uri()}}
+
+
+def test_zoo_models_through_the_pipeline(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
     slide = model_entry("fast_scnn_shapes")
     slide["config"] = str(Path(slide["config"]).with_name("fast_scnn_shapes_slide.py"))
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["profile"] = "ci"
     config["datasets"]["shapes"].update(num_train=2, num_val=6)
     config["models"] = {
-        "frcnn": {"zoo": "faster-rcnn_r50_fpn_1x_coco", "dataset": "shapes",
-                  "input_shape": [224, 288], "checkpoint": {"url": weights.as_uri()}},
+        "frcnn": _zoo_model("faster-rcnn_r50_fpn_1x_coco", [224, 288], weights),
+        "mask_rcnn": _zoo_model("mask-rcnn_r50_fpn_1x_coco", [224, 288], weights),
+        "pspnet": _zoo_model("pspnet_r50-d8_4xb2-80k_cityscapes-512x1024", [128, 256], weights),
+        "segformer": _zoo_model("segformer_mit-b0_8xb1-160k_cityscapes-1024x1024", [128, 256],
+                                weights),
         "fast_scnn_slide": slide}
     config["matrix"].update(models=[], backends=["pytorch", "onnxruntime", "openvino"],
                             devices=["cpu"], precisions=["fp32"])
@@ -44,7 +56,9 @@ def test_two_stage_and_slide_models_through_the_pipeline(tmp_path: Path) -> None
     assert set(frame.status) == {"ok"}, frame[frame.status != "ok"][["model", "reason"]]
     # The zoo checkpoint was checked by its name's prefix and locked with its whole digest.
     lock = yaml.safe_load((work / "checkpoints.lock").read_text())
-    assert lock == {weights.name: hashlib.sha256(weights.read_bytes()).hexdigest()}
+    assert lock == {w.name: hashlib.sha256(w.read_bytes()).hexdigest()
+                    for w in weights.glob("*.pth")}
+    assert len(lock) == 4
     # What runs where is said: the two-stage graph, and the slide windows.
     assert ("frcnn: the graph every backend runs is backbone + neck + RPN head; proposals "
             "(decode + NMS) and RoI heads") in docs
@@ -52,7 +66,13 @@ def test_two_stage_and_slide_models_through_the_pipeline(tmp_path: Path) -> None
     evaluated = frame[frame.eval_images.notna()].set_index(["model", "backend"])
     for backend in ("onnxruntime", "openvino"):
         assert evaluated.loc[("fast_scnn_slide", backend), "pixel_agreement"] == 1.0
-        assert evaluated.loc[("frcnn", backend), "parity_max_abs"] < 1e-3
+        for model in ("pspnet", "segformer"):
+            assert evaluated.loc[(model, backend), "pixel_agreement"] > 0.99
+        for model in ("frcnn", "mask_rcnn"):
+            assert evaluated.loc[(model, backend), "parity_max_abs"] < 1e-3
+    # Mask R-CNN's stage table has the stage study's columns, native masks included.
+    assert "| proposals | RoI bbox | RoI mask | mask post | postprocess |" in docs
+    assert "| mask_rcnn | 224x288 | onnxruntime | cpu | fp32 | tensor + native masks |" in docs
     # Trained weights in slide mode still segment the shapes; the zoo model's published AP is
     # beside its (random-init) measurement, and the gate says they differ.
     assert evaluated.loc[("fast_scnn_slide", "pytorch"), "mIoU"] > 50

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploybench import forkserver, watchdog
-from deploybench.errors import UserError
+from deploybench.errors import CellSkipped, UserError
 from deploybench.provenance import usable_cores
 
 
@@ -90,7 +90,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from deploybench.atomic import save_array
     from deploybench.cell import check_input_shape
     from deploybench.export.onnx_export import export_onnx
-    from deploybench.models.adapter import load_adapter
+    from deploybench.models.adapter import ModelAdapter, load_adapter
     from deploybench.results import run_step
 
     def body():
@@ -103,8 +103,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.saved_input:
             _, first, _ = next(adapter.batches(dataset, max(1, args.dynamic_batch)))
             save_array(Path(args.saved_input), adapter.graph_input(first).cpu().numpy())
+        # Where the graph is not the usual tensor-mode network, the docs say what it holds.
         split = {"graph": adapter.graph, "in_pytorch": adapter.in_pytorch} \
-            if adapter.in_pytorch else {}
+            if adapter.in_pytorch or adapter.graph != ModelAdapter.graph else {}
         return "ok", "", {"onnx": args.onnx, **split,
                           **export_onnx(adapter, sample, args.onnx, args.opset,
                                         args.dynamic_batch)}
@@ -122,7 +123,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     options = BuildOptions(args.calibration_images, args.calibration_method, args.workspace_mib,
                            Path(args.timing_cache) if args.timing_cache else None,
-                           args.max_batch)
+                           args.max_batch, args.calibration_split)
 
     def body():
         reason = skip_reason(args.backend, args.precision, args.device)
@@ -131,9 +132,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
             return "skipped", reason, {}
         adapter = load_adapter(args.config, args.checkpoint, "cpu",
                                _pipeline_shape(args), args.checkpoint_sha256)
-        return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
-                                        args.precision, Path(args.onnx), Path(args.artifact),
-                                        options)
+        try:
+            return "ok", "", build_artifact(adapter, Path(args.data), args.backend, args.device,
+                                            args.precision, Path(args.onnx), Path(args.artifact),
+                                            options)
+        except CellSkipped as err:  # this backend cannot build this model: say so downstream
+            placeholder(Path(args.artifact), str(err))
+            raise
 
     return run_step("build", _cell(args, args.backend, args.precision), args.out,
                     {**_settings(args, "backend", "device", "precision"),
@@ -433,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-images", type=int, default=32)
     p.add_argument("--calibration-method", default="MinMax",
                    choices=("MinMax", "Entropy", "Percentile"))
+    p.add_argument("--calibration-split", default="train", choices=("train", "test"),
+                   help="the split whose images calibrate int8")
     p.add_argument("--workspace-mib", type=int, default=4096, help="TensorRT workspace limit")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
     p.add_argument("--max-batch", type=int, default=1,

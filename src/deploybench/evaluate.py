@@ -71,9 +71,9 @@ def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None
     """`per_image_out`: where the metric's per-image statistics go (an empty file where the
     cell did not run), for the report's bootstrap of the accuracy drop."""
     reason = skip_reason(cell.backend, cell.precision, inputs.device)
+    if per_image_out:  # empty until the cell has run (the output exists for a skipped cell)
+        metric_bootstrap.save(per_image_out, {})
     if reason:
-        if per_image_out:
-            metric_bootstrap.save(per_image_out, {})
         return "skipped", reason, {}
     start = time.perf_counter()
     keep = parity.images if parity.reference else 0

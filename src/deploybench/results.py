@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deploybench.atomic import read_json, write_json
-from deploybench.errors import UserError
+from deploybench.errors import CellSkipped, UserError
 from deploybench.provenance import provenance
 
 SCHEMA_VERSION = 1
@@ -70,6 +70,8 @@ def run_step(step: str, cell: Cell, out: Path | str, settings: dict[str, Any],
     failed.unlink(missing_ok=True)
     try:
         status, reason, data = body()
+    except CellSkipped as err:
+        status, reason, data = "skipped", str(err), {}
     except Exception as err:  # noqa: BLE001 - any failure of one cell is reported, not raised
         reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
         if not isinstance(err, UserError):

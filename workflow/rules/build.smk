@@ -22,6 +22,7 @@ def build_command(backend, device, precision):
         f"deploybench build --backend {backend} --device {device} --precision {precision}"
         f" --calibration-images {b['calibration_images']}"
         f" --calibration-method {b['calibration_method']}"
+        f" --calibration-split {b['calibration_split']}"
         f" --workspace-mib {b['tensorrt_workspace_mib']}"
         f" --max-batch {max(config['matrix']['batches'])}"
         + (f" --timing-cache {shlex.quote(cache)}" if cache else "")

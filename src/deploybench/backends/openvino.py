@@ -13,10 +13,36 @@ if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmd
     from deploybench.models.adapter import ModelAdapter
 
 
+# ONNX operators OpenVINO's ONNX frontend has no conversion rule for, and who has them.
+UNSUPPORTED_OPS = {"DeformConv": "deformable convolutions (RepPoints)"}
+
+
+def unsupported_reason(onnx_model: Path) -> str:
+    """Why OpenVINO cannot read this ONNX model ("" where it can)."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(onnx_model), load_external_data=False)
+           .graph.node}
+    missing = sorted(ops & UNSUPPORTED_OPS.keys())
+    if not missing:
+        return ""
+    import openvino as ov
+
+    what = ", ".join(f"{op} ({UNSUPPORTED_OPS[op]})" for op in missing)
+    return (f"OpenVINO {ov.get_version().split('-')[0]} has no ONNX conversion rule for {what}; "
+            "ONNX Runtime runs this model")
+
+
 class OpenVinoRunner(Runner):
     def __init__(self, model_path: Path, threads: int) -> None:
         import openvino as ov
 
+        from deploybench.errors import CellSkipped
+        from deploybench.export.build import skipped_build
+
+        skipped_build(model_path)
+        if model_path.suffix == ".onnx" and (reason := unsupported_reason(model_path)):
+            raise CellSkipped(reason)
         self.core = ov.Core()
         self.model = self.core.read_model(str(model_path))
         # Pinned to f32: on CPUs with bf16 support OpenVINO would otherwise silently run bf16

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploybench.errors import UserError
+from deploybench.errors import CellSkipped, UserError
 from deploybench.models.adapter import ModelAdapter
 
 
@@ -18,6 +18,7 @@ class BuildOptions:
     workspace_mib: int = 4096
     timing_cache: Path | None = None
     max_batch: int = 1  # TensorRT profile of a dynamic-batch export
+    calibration_split: str = "train"
 
 
 def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device: str,
@@ -35,15 +36,18 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     start = time.perf_counter()
     kind = (backend, device, precision)
     if kind == ("onnxruntime", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        batches = calibration_batches(adapter, data_root, options.calibration_images,
+                                      options.calibration_split)
         info = quantize_int8(source, out, batches, options.calibration_method)
         info["op_time_share"] = {"fp32": op_profile(source, batches[0]),
                                  "int8": op_profile(out, batches[0])}
     elif kind == ("qdq", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        batches = calibration_batches(adapter, data_root, options.calibration_images,
+                                      options.calibration_split)
         info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")
     elif kind == ("openvino", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images)
+        batches = calibration_batches(adapter, data_root, options.calibration_images,
+                                      options.calibration_split)
         info = quantize_openvino_int8(source, out, batches)
     elif kind == ("onnxruntime", "cuda", "fp16"):
         info = convert_fp16(source, out)
@@ -56,15 +60,33 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
         raise UserError(f"no build for {backend} {precision} on {device}; builds exist for "
                         "onnxruntime int8 (cpu), onnxruntime fp16 (cuda), openvino int8 (cpu) "
                         "and tensorrt fp32/fp16/int8 (cuda)")
+    if "calibration" in info:
+        info["calibration"]["split"] = options.calibration_split
     return {"artifact": str(out), "source": str(source),
             "seconds": time.perf_counter() - start, **info}
 
 
-def placeholder(out: Path) -> None:
+def placeholder(out: Path, reason: str = "") -> None:
     """An empty artifact for a build this machine cannot do, so that the DAG goes on to report
     its cells as skipped. The job's `machine` param changes when the machine can do the build,
-    which makes Snakemake rebuild it."""
+    which makes Snakemake rebuild it. `reason`: the backend cannot build this model; kept
+    beside the artifact for the cells that would run it (`skipped_build`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(b"")
     if out.suffix == ".xml":
         out.with_suffix(".bin").write_bytes(b"")
+    if reason:
+        _skipped_note(out).write_text(reason)
+
+
+def _skipped_note(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".skipped")
+
+
+def skipped_build(artifact: Path) -> None:
+    """Raise CellSkipped where `artifact` is the placeholder of a build the backend could not
+    do for this model."""
+    if artifact.is_file() and artifact.stat().st_size == 0:
+        note = _skipped_note(artifact)
+        raise CellSkipped(note.read_text() if note.is_file() else
+                          f"{artifact.name} was not built; the builds table says why")

@@ -9,7 +9,7 @@ import torch
 
 from deploybench.atomic import atomic_path
 from deploybench.errors import UserError
-from deploybench.export.exportable import exportable
+from deploybench.export.exportable import exportable, minimum_opset
 from deploybench.models.adapter import ModelAdapter
 
 EXPORTER = "torch.onnx.export (TorchScript-based)"
@@ -23,6 +23,7 @@ def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
     import onnx
 
     output_names = adapter.output_names(sample)
+    opset = max(opset, minimum_opset(adapter.network))  # e.g. DeformConv exists from 19 on
     axes = ({name: {0: "batch"} for name in ["input", *output_names]} if dynamic_batch
             else None)
     with atomic_path(out, suffix=".onnx") as tmp:

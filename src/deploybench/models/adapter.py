@@ -94,6 +94,25 @@ class TensorModeNetwork(torch.nn.Module):
         return tuple(leaves)
 
 
+class EncodeDecodeNetwork(torch.nn.Module):
+    """mmseg's `encode_decode` with static image metas (the network input's own shape): the
+    logits at the input's size, every decode head included. For PointRend, whose tensor mode is
+    broken upstream (`PointHead.forward` gets the wrong arguments): the point subdivision then
+    runs in the graph, on every backend."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def nested(self, inputs: torch.Tensor) -> torch.Tensor:
+        shape = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+        metas = [{"img_shape": shape, "pad_shape": shape}] * int(inputs.shape[0])
+        return self.model.encode_decode(inputs, metas)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.nested(inputs)
+
+
 class ModelAdapter(ABC):
     """One OpenMMLab model: its own test pipeline, tensor-mode network and post-processing."""
 
@@ -379,6 +398,15 @@ class SegmentationAdapter(ModelAdapter):
         self.slide: tuple[tuple[int, int], tuple[int, int]] | None = (
             (tuple(test_cfg["crop_size"]), tuple(test_cfg["stride"])) if mode == "slide"
             else None)
+        heads = model.decode_head
+        self.encode_decode = (isinstance(heads, torch.nn.ModuleList)
+                              and hasattr(heads[-1], "get_points_test"))
+        if self.encode_decode:
+            if self.slide is not None:
+                raise UserError("PointRend-style models run in mmseg's 'whole' mode only here; "
+                                "set model.test_cfg.mode='whole'")
+            self.network = EncodeDecodeNetwork(model).eval()
+            self.graph = "backbone + decode heads + point subdivision (encode_decode)"
 
     def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
         """(y1, y2, x1, x2) of every window over an image, in mmseg's order."""
@@ -435,7 +463,7 @@ class SegmentationAdapter(ModelAdapter):
 
     def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
                      clock: Clock) -> list:
-        if self.slide is not None:  # already the image's logits, resized per crop
+        if self.slide is not None or self.encode_decode:  # already the input's logits
             return self.model.postprocess_result(outputs, data_samples)
         metas = [sample.metainfo for sample in data_samples]
         logits = self.model.decode_head.predict_by_feat(outputs, metas)

@@ -304,11 +304,12 @@ def _images(group: pd.DataFrame) -> str:
 
 def split_note(records: list[dict[str, Any]]) -> list[str]:
     """Models whose exported graph is only part of the network: what runs in PyTorch."""
-    split = {(r["cell"]["model"], r.get("graph"), r.get("in_pytorch")) for r in records
-             if r["step"] == "export" and r.get("in_pytorch")}
+    split = {(r["cell"]["model"], r.get("graph"), r.get("in_pytorch") or "") for r in records
+             if r["step"] == "export" and r.get("graph")}
     return [f"{model}: the graph every backend runs is {graph}; {rest} run after it in "
             "PyTorch on the cell's device, for every backend, timed in post-processing.\n"
-            for model, graph, rest in sorted(split)]
+            if rest else f"{model}: the graph every backend runs is {graph}, the whole "
+            "network.\n" for model, graph, rest in sorted(split)]
 
 
 def slide_note(records: list[dict[str, Any]]) -> list[str]:
@@ -482,7 +483,10 @@ def builds_table(records: list[dict[str, Any]]) -> str:
         if r.get("variant"):
             how += f" ({r['variant']})"
         if calibration:
-            how += f", {calibration['method']} on {calibration['images']} train images"
+            split = calibration.get("split", "train")
+            how += f", {calibration['method']} on {calibration['images']} {split} images"
+            if split == "test":
+                how += " (the test split: its accuracy is measured on images it was calibrated on)"
         rows.append({"Model": c["model"], "Input": c.get("shape", ""), "Backend": c["backend"],
                      "Device": c.get("device", "cpu"), "Precision": c["precision"],
                      "Status": r["status"], "Seconds": _num(r.get("seconds"), ".1f"),
