@@ -70,3 +70,46 @@ def test_functional_pooling_exports_and_matches_in_onnx_runtime(tmp_path: Path) 
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"x": x.numpy()})
     np.testing.assert_allclose(got, net(x).numpy(), rtol=0, atol=5e-7)
+
+
+class DeformableConv(nn.Module):
+    """RepPoints' layer: mmcv's DeformConv2d with offsets from a plain convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from mmcv.ops import DeformConv2d
+
+        self.offset = nn.Conv2d(4, 18, 3, padding=1)
+        self.conv = DeformConv2d(4, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.offset(x))
+
+
+def test_deform_conv_exports_as_onnx_deformconv_and_openvino_cells_skip(tmp_path: Path) -> None:
+    from deploybench.backends.openvino import OpenVinoRunner
+    from deploybench.errors import CellSkipped
+    from deploybench.export.exportable import minimum_opset
+    from deploybench.results import Cell, load_result, run_step
+
+    torch.manual_seed(0)
+    net = DeformableConv().eval()
+    x = torch.randn(1, 4, 12, 16)
+    assert minimum_opset(net) == 19 and minimum_opset(PyramidPooling()) == 0
+    model = tmp_path / "m.onnx"
+    with torch.no_grad(), exportable(net) as rewrites:
+        torch.onnx.export(net, (x,), str(model), input_names=["x"], opset_version=19,
+                          dynamo=False)
+    assert rewrites == ["1 mmcv DeformConv2d as ONNX DeformConv (opset 19)"]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), rtol=0, atol=1e-4)
+    # OpenVINO has no rule for DeformConv: the cell is skipped, with that reason.
+    with pytest.raises(CellSkipped, match="no ONNX conversion rule for DeformConv"):
+        OpenVinoRunner(model, 1)
+    out = tmp_path / "result.json"
+    code = run_step("measure", Cell("m", "detection", "openvino", "fp32"), out, {}, [],
+                    lambda: OpenVinoRunner(model, 1))
+    result = load_result(out)
+    assert code == 0 and result["status"] == "skipped" and "DeformConv" in result["reason"]
