@@ -152,6 +152,15 @@ def test_the_cache_is_shared_between_checkouts(server: Server, tmp_path: Path,
     assert server.requests == 2 and (tmp_path / "c" / "m.pth").read_bytes() == PAYLOAD
 
 
+def test_an_unusable_cache_is_named(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UserError, match=r"cannot write to the download cache .*/file/cache "
+                                        r"\(fetch.cache, \$DEPLOYBENCH_CACHE\): Not a directory"):
+        fetch(f"{server.url}/model.pth", sha(PAYLOAD), tmp_path / "m.pth",
+              cache=tmp_path / "file" / "cache")
+    assert server.requests == 0 and not (tmp_path / "m.pth").exists()
+
+
 def test_concurrent_fetches_download_once(server: Server, tmp_path: Path, cache: Path) -> None:
     import concurrent.futures
 

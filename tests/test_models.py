@@ -109,7 +109,13 @@ def test_int8_quantization_calibrates_on_train_images(segmentor, small_dataset: 
     assert len(batches) == 2  # the train split of the small dataset
     assert batches[0].shape == tuple(sample.shape)
     info = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", batches, "MinMax")
-    assert info["calibration"] == {"method": "MinMax", "images": 2, "split": "train"}
+    assert info["calibration"] == {"method": "MinMax", "images": 2}  # the build adds the split
+    # Where no train split is at hand, the first test images calibrate (`calibration_split`).
+    first_test = [b.numpy() for _, b, _ in segmentor.batches(test_set, 1, limit=3)]
+    from_test = calibration_batches(segmentor, small_dataset, count=3, split="test")
+    assert len(from_test) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(from_test, first_test, strict=True))
+    assert not any(np.array_equal(a, batches[0]) for a in from_test)
     ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     x = np.ascontiguousarray(sample.numpy())
@@ -205,7 +211,9 @@ def test_openvino_int8_by_nncf(segmentor, small_dataset: Path, tmp_path: Path) -
     info = build_artifact(segmentor, small_dataset, "openvino", "cpu", "int8",
                           tmp_path / "fp32.onnx", tmp_path / "int8.xml",
                           BuildOptions(calibration_images=8))
-    assert info["calibration"]["images"] == 2 and info["quantizer"] == "nncf.quantize"
+    assert info["calibration"] == {"method": "MinMax (NNCF default statistics)", "images": 2,
+                                   "split": "train"}
+    assert info["quantizer"] == "nncf.quantize"
     assert (tmp_path / "int8.bin").stat().st_size > 0
     assert "FakeQuantize" in (tmp_path / "int8.xml").read_text()  # really quantized
     x = np.ascontiguousarray(sample.numpy())

@@ -111,3 +111,16 @@ def test_dataset_identity_tells_data_apart(small_dataset: Path, tmp_path: Path) 
     assert dataset_identity(changed)["sha256"] != identity["sha256"]
     city, _ = _zoo_test_dataset("pspnet_r50-d8_4xb2-40k_cityscapes-512x1024", small_dataset)
     assert dataset_identity(city)["sha256"] != identity["sha256"]
+
+
+def test_generated_directories_get_the_usual_permissions(tmp_path: Path) -> None:
+    """The dataset directory is made aside and renamed into place: readable by others like any
+    directory the umask allows (a temporary directory alone would stay 0700)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        root = generate(tmp_path / "shapes", SyntheticSpec(seed=0, num_train=1, num_val=1))
+    finally:
+        os.umask(old)
+    assert root.stat().st_mode & 0o777 == 0o755

@@ -246,7 +246,14 @@ def fetch(url: str, expected: Expected | str, out: Path | str, retries: int = 4,
         raise UserError(f"{url}: unsupported scheme {scheme!r}; use file://, http:// or https://")
     store = Cache(cache) if cache is not None and scheme != "file" else None
     part = store.partial(url) if store else out.parent / f".{out.name}.part"
-    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.touch()
+    except OSError as err:
+        where = (f"the download cache {cache} (fetch.cache, ${CACHE_ENV})" if store
+                 else f"{out.parent}")
+        raise UserError(f"cannot write to {where}: {err.strerror}; point it at a writable "
+                        "directory") from err
     with part.open("ab") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)  # one download per file; others wait, then hit
         hit = store.find(expected) if store else None
