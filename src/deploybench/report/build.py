@@ -182,15 +182,16 @@ TWO_STAGE_NOTE = (
     "Two-stage detectors, in the stage study's shape: *network* is their graph (backbone + "
     "neck + RPN head); after it, in PyTorch on the cell's device whatever the backend: "
     "*proposals* (the RPN's decode + NMS), *RoI bbox* (RoIAlign + bbox head + NMS), *RoI mask* "
-    "(RoIAlign + mask head), *mask post* (the paste into full-image masks; with native masks "
-    "only each box's mask at the head's 28x28 is kept), *postprocess* the rest.\n")
+    "(RoIAlign + mask head; models with masks), *mask post* (the paste into full-image masks; "
+    "with native masks only each box's mask at the head's 28x28 is kept), *postprocess* the "
+    "rest.\n")
 
 
 def stages_table(records: list[dict[str, Any]]) -> str:
     """The stage study's shape: one row per model, backend and preprocessing path, one column
     per stage (median ms); from each cell's first measure repeat. Models with different stages
     (two-stage detectors) get a table of their own."""
-    tables: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    tables: dict[bool, list[dict[str, str]]] = {}  # two-stage or not
     seen = set()
     for r in records:
         c = r["cell"]
@@ -206,7 +207,8 @@ def stages_table(records: list[dict[str, Any]]) -> str:
             line = {"Model": key[0], "Input": key[1], "Backend": key[2], "Device": key[3],
                     "Precision": key[4], "Path": label}
             if "skipped" in stages:
-                tables.setdefault((), []).append(line | {"decode": f"skipped: {stages['skipped']}"})
+                skipped = line | {"decode": f"skipped: {stages['skipped']}"}
+                tables.setdefault(False, []).append(skipped)
                 continue
             ms = stages["stages_ms"]
             e2e = stages["end_to_end_ms"]
@@ -216,18 +218,17 @@ def stages_table(records: list[dict[str, Any]]) -> str:
                      "e2e CoV": _num(100 * e2e["cov"], ".1f") + " %",
                      "network share": _num(100 * ms["network"]["median"] / e2e["median"], ".0f")
                      + " %"}
-            tables.setdefault(tuple(s for s in STAGE_LABELS if s in ms), []).append(line)
+            tables.setdefault("proposals" in ms, []).append(line)
     if not tables:
         return "No cell was timed end to end.\n"
-    # A skipped path's row goes with the first table; the two-stage table comes last.
-    skipped = tables.pop((), [])
-    order = sorted(tables, key=lambda stages: "proposals" in stages)
     out = []
-    for i, stages in enumerate(order or [()]):
-        rows = tables.get(stages, []) + (skipped if i == 0 else [])
-        if "proposals" in stages:
-            out.append(TWO_STAGE_NOTE)
-        out.append(_md(pd.DataFrame(rows).fillna("")))
+    for two_stage in sorted(tables):  # the two-stage detectors' table last
+        frame = pd.DataFrame(tables[two_stage])
+        order = ["Model", "Input", "Backend", "Device", "Precision", "Path",
+                 *STAGE_LABELS.values(), "end to end", "e2e p90", "e2e CoV", "network share"]
+        frame = frame[[c for c in order if c in frame.columns]].fillna("")
+        out += [TWO_STAGE_NOTE] if two_stage else []
+        out.append(_md(frame))
     return "\n".join(out)
 
 
