@@ -106,3 +106,25 @@ def test_mask_rcnn_stages_and_native_masks(small_dataset: Path, tmp_path: Path) 
     # Without the paste, the mask post-processing is a fraction of itself.
     assert stages["mask_post"]["median"] < time_stages(
         adapter, dataset, runner, 2, 1)["stages_ms"]["mask_post"]["median"]
+
+
+def test_mask_rcnn_fixture_finds_the_shapes_through_onnx_runtime(small_dataset: Path,
+                                                                  tmp_path: Path) -> None:
+    """The trained two-stage fixture: its graph in ONNX Runtime, proposals and RoI heads after
+    it, boxes and masks scored by the model's own COCO metric on the first val images."""
+    from deploybench.cell import CellInputs
+    from deploybench.evaluate import evaluate_cell
+    from deploybench.results import Cell
+
+    from .conftest import checkpoint_path, model_entry
+
+    name = "mask_rcnn_r18_shapes"
+    config, weights = Path(model_entry(name)["config"]), checkpoint_path(name)
+    adapter = load_adapter(config, weights)
+    _, batch, _ = next(adapter.batches(adapter.dataset(small_dataset), 1))
+    export_onnx(adapter, batch, tmp_path / "graph.onnx", opset=17)
+    inputs = CellInputs(config, weights, small_dataset, tmp_path / "graph.onnx", threads=2)
+    cell = Cell(name, "instance_segmentation", "onnxruntime", "fp32")
+    status, reason, data = evaluate_cell(cell, inputs, [1, 3, 160, 160])
+    assert (status, reason, data["num_images"]) == ("ok", "", 6)
+    assert data["metrics"]["bbox_mAP"] >= 0.5 and data["metrics"]["segm_mAP"] >= 0.4
