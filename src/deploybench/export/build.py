@@ -35,19 +35,21 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
 
     start = time.perf_counter()
     kind = (backend, device, precision)
+
+    def calibrate() -> list:
+        return calibration_batches(adapter, data_root, options.calibration_images,
+                                   options.calibration_split)
+
     if kind == ("onnxruntime", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images,
-                                      options.calibration_split)
+        batches = calibrate()
         info = quantize_int8(source, out, batches, options.calibration_method)
         info["op_time_share"] = {"fp32": op_profile(source, batches[0]),
                                  "int8": op_profile(out, batches[0])}
     elif kind == ("qdq", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images,
-                                      options.calibration_split)
+        batches = calibrate()
         info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")
     elif kind == ("openvino", "cpu", "int8"):
-        batches = calibration_batches(adapter, data_root, options.calibration_images,
-                                      options.calibration_split)
+        batches = calibrate()
         info = quantize_openvino_int8(source, out, batches)
     elif kind == ("onnxruntime", "cuda", "fp16"):
         info = convert_fp16(source, out)
