@@ -5,6 +5,8 @@ these cells end to end through the pipeline on a GPU machine."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +93,25 @@ def test_tensorrt_engine_build_and_run(precision: str, gpu_detector, small_datas
     tolerance = 1e-2 if precision == "fp32" else 1e-1
     for a, b in zip(runner.infer(x), _reference(x), strict=True):
         assert np.max(np.abs(a - b)) <= tolerance * max(1.0, float(np.max(np.abs(b))))
+
+
+# A child forked after its parent's preload initializes CUDA on its own (the fork server's case).
+FORKED_CUDA = """
+import os, torch
+from deploybench.forkserver import preload
+preload()
+pid = os.fork()
+if pid == 0:
+    torch.ones(1, device="cuda").add_(1)
+    torch.cuda.synchronize()
+    os._exit(0)
+raise SystemExit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_step_forked_by_the_server_can_use_cuda() -> None:
+    """The server's imports ask whether CUDA is available; the steps it forks must still be able
+    to initialize CUDA. In a fresh interpreter: this one has used CUDA already."""
+    result = subprocess.run([sys.executable, "-c", FORKED_CUDA], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -43,6 +43,7 @@ PRELOAD = (
     "mmseg.visualization",
     "deploybench.cli", "deploybench.evaluate", "deploybench.measure.run",
 )
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 # Steps that start no Python work of their own are not worth a fork.
 LOCAL_STEPS = frozenset({"forkserver", "container", "image", "check-config", "zoo"})
 GRACE_SECONDS = 10.0
@@ -158,10 +159,19 @@ def _status(wait_status: int) -> int:
     return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
 
 
-def serve(path: Path, parent_pid: int | None, idle_seconds: float) -> int:
-    """Import, then listen on `path` until `parent_pid` exits, a stop request, or idleness."""
+def preload() -> None:
+    """Import what every step needs, leaving CUDA uninitialized for the children. mmengine and
+    mmcv ask `torch.cuda.is_available()` at import; PyTorch answers with cudaGetDeviceCount,
+    which initializes the CUDA driver, and a child forked after that cannot use CUDA. Asked
+    through NVML instead, the answer is the same and the driver stays untouched."""
+    os.environ[NVML_CHECK] = "1"
     for module in PRELOAD:
         importlib.import_module(module)
+
+
+def serve(path: Path, parent_pid: int | None, idle_seconds: float) -> int:
+    """Import, then listen on `path` until `parent_pid` exits, a stop request, or idleness."""
+    preload()
     from deploybench.cli import main
 
     parent = os.pidfd_open(parent_pid) if parent_pid else None
