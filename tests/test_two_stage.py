@@ -1,5 +1,6 @@
-"""Two-stage detectors: the graph (backbone + neck + RPN head) exported and run in ONNX Runtime,
-proposals and RoI heads after it in PyTorch: the same predictions as mmdet's own `predict`."""
+"""Two-stage detectors: the first graph (backbone + neck + RPN head) and the RoI heads' graphs
+exported and run in ONNX Runtime and OpenVINO, proposals, RoIAlign and NMS between them in
+PyTorch: the same predictions as mmdet's own `predict`."""
 
 from __future__ import annotations
 
@@ -42,19 +43,26 @@ def test_two_stage_in_onnx_runtime_predicts_as_mmdet(name: str, small_dataset: P
         expected = adapter.model.predict(batch, [s.clone() for s in samples])[0].pred_instances
     assert len(expected) > 0
     export_onnx(adapter, batch, tmp_path / "graph.onnx", opset=17)
-    for backend, artifact in (("pytorch", None), ("onnxruntime", tmp_path / "graph.onnx")):
+    # The RoI heads as graphs of their own beside the first (a cascade's stay in PyTorch).
+    heads = [] if "cascade" in name else ["roi_bbox"] + (["roi_mask"] if "mask" in name else [])
+    assert sorted(p.name for p in tmp_path.glob("graph.*.onnx")) == [
+        f"graph.{h}.onnx" for h in heads]
+    for backend, artifact in (("pytorch", None), ("onnxruntime", tmp_path / "graph.onnx"),
+                              ("openvino", tmp_path / "graph.onnx")):
         runner = get_backend(backend).load(adapter, artifact, "fp32", "cpu", 2)
+        assert adapter.placement()["roi_heads_on_backend"] == ([] if backend == "pytorch"
+                                                               else heads)
         outputs = adapter.infer(runner.infer, batch)
         assert len(outputs) == 5 + 5 + 5  # FPN levels, RPN scores, RPN boxes
         got = adapter.postprocess(outputs, batch, [s.clone() for s in samples])[0].pred_instances
-        # The exported graph agrees to float rounding; the ranking after it may then swap
+        # The exported graphs agree to float rounding; the ranking after them may then swap
         # near-equal scores, so compare the top boxes by score.
         top = min(20, len(expected))
         np.testing.assert_allclose(got.bboxes[:top].numpy(), expected.bboxes[:top].numpy(),
-                                   atol=1e-2 if backend == "onnxruntime" else 0)
+                                   atol=1e-2 if backend != "pytorch" else 0)
         if "masks" in expected:
             agree = (got.masks[:top] == expected.masks[:top]).float().mean()
-            assert float(agree) > (0.999 if backend == "onnxruntime" else 1 - 1e-9)
+            assert float(agree) > (0.999 if backend != "pytorch" else 1 - 1e-9)
 
 
 def test_ssd_predicts_despite_mmdets_missing_loss_cls(small_dataset: Path,
@@ -110,8 +118,8 @@ def test_mask_rcnn_stages_and_native_masks(small_dataset: Path, tmp_path: Path) 
 
 def test_mask_rcnn_fixture_finds_the_shapes_through_onnx_runtime(small_dataset: Path,
                                                                   tmp_path: Path) -> None:
-    """The trained two-stage fixture: its graph in ONNX Runtime, proposals and RoI heads after
-    it, boxes and masks scored by the model's own COCO metric on the first val images."""
+    """The trained two-stage fixture: its graphs in ONNX Runtime, proposals, RoIAlign and NMS
+    between them, boxes and masks scored by the model's own COCO metric on the first val images."""
     from deploybench.cell import CellInputs
     from deploybench.evaluate import evaluate_cell
     from deploybench.results import Cell
@@ -127,4 +135,5 @@ def test_mask_rcnn_fixture_finds_the_shapes_through_onnx_runtime(small_dataset: 
     cell = Cell(name, "instance_segmentation", "onnxruntime", "fp32")
     status, reason, data = evaluate_cell(cell, inputs, [1, 3, 160, 160])
     assert (status, reason, data["num_images"]) == ("ok", "", 6)
+    assert data["roi_heads_on_backend"] == ["roi_bbox", "roi_mask"]  # graphs of their own
     assert data["metrics"]["bbox_mAP"] >= 0.5 and data["metrics"]["segm_mAP"] >= 0.4

@@ -61,8 +61,13 @@ def test_zoo_models_through_the_pipeline(tmp_path: Path) -> None:
                     for w in weights.glob("*.pth")}
     assert len(lock) == 4
     # What runs where is said: the two-stage graph, and the slide windows.
-    assert ("frcnn: the graph every backend runs is backbone + neck + RPN head; proposals "
-            "(decode + NMS) and RoI heads") in docs
+    assert ("frcnn: the graph every backend runs first is backbone + neck + RPN head; proposals "
+            "(decode + NMS), RoIAlign and the RoI NMS run after it") in docs
+    # ... and the RoI heads' own graphs ran on ONNX Runtime and OpenVINO.
+    for model, heads in (("frcnn", "bbox head"), ("mask_rcnn", "bbox head, mask head")):
+        assert re.search(rf"{model}: [^\n]* The RoI heads \({heads}\) are graphs of their "
+                         r"own, run by the backend in onnxruntime fp32 \(cpu\), openvino fp32 "
+                         r"\(cpu\) and in PyTorch", docs)
     assert "Slide inference (fast_scnn_slide 192x192: 9 crops of 96x96)" in docs
     evaluated = frame[frame.eval_images.notna()].set_index(["model", "backend"])
     for backend in ("onnxruntime", "openvino"):
@@ -74,8 +79,10 @@ def test_zoo_models_through_the_pipeline(tmp_path: Path) -> None:
     # Mask R-CNN's stage table has the stage study's columns, native masks included.
     assert re.search(r"\| proposals +\| RoI bbox +\| RoI mask +\| mask post +\| postprocess +\|",
                      docs)
-    assert re.search(r"\| mask_rcnn +\| 224x288 +\| onnxruntime +\| cpu +\| fp32 +\| "
-                     r"tensor \+ native masks +\|", docs)
+    for backend, heads in (("onnxruntime", "backend"), ("openvino", "backend"),
+                           ("pytorch", "PyTorch")):
+        assert re.search(rf"\| mask_rcnn +\| 224x288 +\| {backend} +\| cpu +\| fp32 +\| "
+                         rf"tensor \+ native masks +\| {heads} +\|", docs)
     assert docs.count("Two-stage detectors, in the stage study's shape") == 1
     # Trained weights in slide mode still segment the shapes; the zoo model's published AP is
     # beside its (random-init) measurement, and the gate says they differ.

@@ -87,9 +87,10 @@ def evaluate_cell(cell: Cell, inputs: CellInputs, export_shape: list[int] | None
         metrics = opened.adapter.metric_names(raw)
         split = len(opened.dataset)
         dataset = dataset_identity(opened.dataset)
+        placement = opened.adapter.placement()
     data: dict[str, Any] = {"metrics": {k: float(v) for k, v in metrics.items()},
                             "num_images": count, "split_images": split, "dataset": dataset,
-                            "seconds": time.perf_counter() - start}
+                            "seconds": time.perf_counter() - start, **placement}
     if per_image_out:
         per_image = _reproduced(per_image, data["metrics"], count)
         metric_bootstrap.save(per_image_out, per_image)

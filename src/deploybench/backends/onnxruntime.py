@@ -6,6 +6,7 @@ float16 model with fp32 inputs and outputs, both made by the build step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,12 +145,26 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
+        # use_tf32 is on by default in the CUDA EP: off, so that fp32 means fp32.
+        providers = ([("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0}),
+                      "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
+        if adapter is not None:
+            adapter.attach_head_graphs(artifact, lambda path: head_graph(path, threads, providers))
         if device == "cuda":
-            # use_tf32 is on by default in the CUDA EP: off, so that fp32 means fp32.
-            return OrtDeviceRunner(onnx_artifact(artifact), threads,
-                                   [("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0}),
-                                    "CPUExecutionProvider"])
+            return OrtDeviceRunner(onnx_artifact(artifact), threads, providers)
         return OrtRunner(onnx_artifact(artifact), threads)
+
+
+def head_graph(path: Path, threads: int, providers: list) -> Callable[[np.ndarray], list]:
+    """A graph run inside post-processing (a two-stage detector's RoI head): a plain `run`,
+    as its input shape changes from call to call, without spinning threads that would take the
+    cores from the PyTorch code around it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), session_options(threads, spinning=False),
+                                   providers=providers)
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
 
 
 class OnnxRuntimeTensorRtBackend(Backend):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,4 +96,24 @@ class OpenVinoBackend(Backend):
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
+        if adapter is not None:
+            adapter.attach_head_graphs(artifact, lambda path: head_graph(path, threads))
         return OpenVinoRunner(onnx_artifact(artifact), threads)
+
+
+def head_graph(path: Path, threads: int) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """A graph run inside post-processing (a two-stage detector's RoI head), compiled with its
+    dynamic RoI axis: the count changes from call to call."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(read_model(core, path), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32",
+                                   "INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        results = request.infer({0: x})
+        return [np.array(results[output], copy=True) for output in compiled.outputs]
+
+    return run

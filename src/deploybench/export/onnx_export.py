@@ -1,4 +1,5 @@
-"""Export the tensor-mode network (backbone, neck, head; no post-processing) to ONNX."""
+"""Export the tensor-mode network (backbone, neck, head; no post-processing) to ONNX, and a
+two-stage detector's RoI heads as graphs beside it (`models.roi_graphs`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
     TensorRT build then makes a profile up to that batch)."""
     import onnx
 
+    from deploybench.models import roi_graphs
+
+    # A two-stage detector's RoI heads first: the first graph, written last, implies them.
+    head_graphs = roi_graphs.export(adapter.model, out, opset)
     output_names = adapter.output_names(sample)
     opset = max(opset, minimum_opset(adapter.network))  # e.g. DeformConv exists from 19 on
     axes = ({name: {0: "batch"} for name in ["input", *output_names]} if dynamic_batch
@@ -39,4 +44,4 @@ def export_onnx(adapter: ModelAdapter, sample: torch.Tensor, out: Path | str,
     return {"exporter": EXPORTER, "torch": torch.__version__, "onnx": onnx.__version__,
             "opset": opset, "input_shape": list(sample.shape), "input_name": "input",
             "dynamic_batch": dynamic_batch, "rewrites": rewrites,
-            "output_names": output_names}
+            "output_names": output_names, **({"head_graphs": head_graphs} if head_graphs else {})}

@@ -147,7 +147,9 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
                 except UserError as err:  # a transform the tensor path does not implement
                     stages[name] = {"path": path, "skipped": str(err)}
         crops = opened.adapter.crops(batch[:1])
+        placement = opened.adapter.placement()
     result = _result(cell, timed, list(graph_input.shape), inputs.device, stages)
+    result[2].update(placement)
     if crops > 1:  # the latency is per crop; the stage breakdown's network is per image
         result[2]["crops_per_image"] = crops
     return result

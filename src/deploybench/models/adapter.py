@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from deploybench.errors import UserError
-from deploybench.models import instance_masks
+from deploybench.models import instance_masks, roi_graphs
 from deploybench.models.input_shape import set_input_shape
 from deploybench.models.loading import (
     build_model,
@@ -219,6 +219,16 @@ class ModelAdapter(ABC):
     graph = "backbone + neck + head"  # what the exported graph holds
     in_pytorch = ""  # the model's network part that runs in PyTorch on every backend
 
+    def attach_head_graphs(self, first_graph: Path | None,
+                           load: Callable[[Path], roi_graphs.HeadGraph]) -> None:
+        """Graphs exported beside `first_graph` that the backend runs after it (`load` makes
+        one runnable); only two-stage detectors have any."""
+        return None
+
+    def placement(self) -> dict[str, Any]:
+        """What a cell's record says about where the parts after the first graph ran."""
+        return {}
+
     def crops(self, inputs: torch.Tensor) -> int:
         """Graph calls per network input (slide inference: the windows); 1 otherwise."""
         return 1
@@ -322,15 +332,21 @@ class DetectionAdapter(ModelAdapter):
 
 
 class TwoStageDetectionAdapter(DetectionAdapter):
-    """mmdet two-stage detectors (Faster / Mask / Cascade R-CNN): the graph is backbone + neck
-    + RPN head; the proposals (decode + NMS) and the RoI heads (RoIAlign, bbox and mask heads)
-    run after it in PyTorch, on the cell's device, with the model's own code, whatever backend
-    ran the graph. The docs say so for these models. Their stages are the study's: proposals,
-    RoI bbox (RoIAlign + bbox head + NMS), RoI mask (RoIAlign + mask head) and mask post
-    (the paste into full-image masks)."""
+    """mmdet two-stage detectors (Faster / Mask / Cascade R-CNN): the first graph is backbone +
+    neck + RPN head; the proposals (decode + NMS), RoIAlign and the RoI NMS run after it in
+    PyTorch, on the cell's device, with the model's own code, whatever backend ran the graph.
+    The RoI heads (bbox, mask) are graphs of their own (`roi_graphs`) where the backend runs
+    ONNX and the export made them; in PyTorch otherwise. The docs say which, per cell. Their
+    stages are the study's: proposals, RoI bbox (RoIAlign + bbox head + NMS), RoI mask
+    (RoIAlign + mask head) and mask post (the paste into full-image masks)."""
 
     graph = "backbone + neck + RPN head"
-    in_pytorch = "proposals (decode + NMS) and RoI heads (RoIAlign, bbox, mask)"
+
+    @property
+    def in_pytorch(self) -> str:  # type: ignore[override]
+        if roi_graphs.heads(self.model):
+            return "proposals (decode + NMS), RoIAlign and the RoI NMS"
+        return "proposals (decode + NMS) and the RoI heads (RoIAlign, heads, NMS; a cascade's too)"
 
     def __init__(self, cfg: Any, model: torch.nn.Module, device: str) -> None:
         ModelAdapter.__init__(self, cfg, model, device)
@@ -339,9 +355,19 @@ class TwoStageDetectionAdapter(DetectionAdapter):
                             "runs two-stage detectors of that shape (Faster / Mask / Cascade "
                             "R-CNN)")
         self.network = FeaturesAndProposalsNetwork(model).eval()
+        self.head_graphs: dict[str, roi_graphs.HeadGraph] = {}  # run by the cell's backend
         with_mask = model.roi_head.with_mask
         self.postprocess_stages = ("proposals", "roi_bbox") + (
             ("roi_mask", "mask_post") if with_mask else ())
+
+    def attach_head_graphs(self, first_graph: Path | None,
+                           load: Callable[[Path], roi_graphs.HeadGraph]) -> None:
+        self.head_graphs = {name: load(path)
+                            for name, path in roi_graphs.present(self.model, first_graph).items()}
+
+    def placement(self) -> dict[str, Any]:
+        return {"roi_heads": sorted(roi_graphs.heads(self.model)),
+                "roi_heads_on_backend": sorted(self.head_graphs)}
 
     @property
     def _mask_head(self) -> Any:
@@ -355,6 +381,11 @@ class TwoStageDetectionAdapter(DetectionAdapter):
 
     def _postprocess(self, outputs: Any, data_samples: list, native_masks: bool,
                      clock: Clock) -> list:
+        with roi_graphs.run_heads_with(self.model, self.head_graphs, self.device):
+            return self._two_stages(outputs, data_samples, native_masks, clock)
+
+    def _two_stages(self, outputs: Any, data_samples: list, native_masks: bool,
+                    clock: Clock) -> list:
         features, cls_scores, bbox_preds = outputs
         metas = [sample.metainfo for sample in data_samples]
         roi, features = self.model.roi_head, tuple(features)

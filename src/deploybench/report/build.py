@@ -179,12 +179,14 @@ STAGE_LABELS = {"decode": "decode", "preprocess": "preprocess", "to_device": "to
                 "roi_bbox": "RoI bbox", "roi_mask": "RoI mask", "mask_post": "mask post",
                 "postprocess": "postprocess"}
 TWO_STAGE_NOTE = (
-    "Two-stage detectors, in the stage study's shape: *network* is their graph (backbone + "
-    "neck + RPN head); after it, in PyTorch on the cell's device whatever the backend: "
-    "*proposals* (the RPN's decode + NMS), *RoI bbox* (RoIAlign + bbox head + NMS), *RoI mask* "
+    "Two-stage detectors, in the stage study's shape: *network* is their first graph "
+    "(backbone + neck + RPN head); after it, on the cell's device: *proposals* (the RPN's "
+    "decode + NMS, in PyTorch), *RoI bbox* (RoIAlign + bbox head + NMS), *RoI mask* "
     "(RoIAlign + mask head; models with masks), *mask post* (the paste into full-image masks; "
     "with native masks only each box's mask at the head's 28x28 is kept), *postprocess* the "
-    "rest.\n")
+    "rest. RoIAlign and NMS run in PyTorch in every cell; the bbox and mask heads run as "
+    "graphs of their own on the cell's backend where *RoI heads* says *backend*, in PyTorch "
+    "where it says *PyTorch*.\n")
 
 
 def stages_table(records: list[dict[str, Any]]) -> str:
@@ -206,6 +208,8 @@ def stages_table(records: list[dict[str, Any]]) -> str:
             label = {"tensor_native_masks": "tensor + native masks"}.get(path, path)
             line = {"Model": key[0], "Input": key[1], "Backend": key[2], "Device": key[3],
                     "Precision": key[4], "Path": label}
+            if "roi_heads" in r:
+                line["RoI heads"] = "backend" if r.get("roi_heads_on_backend") else "PyTorch"
             if "skipped" in stages:
                 skipped = line | {"decode": f"skipped: {stages['skipped']}"}
                 tables.setdefault(False, []).append(skipped)
@@ -224,7 +228,7 @@ def stages_table(records: list[dict[str, Any]]) -> str:
     out = []
     for two_stage in sorted(tables):  # the two-stage detectors' table last
         frame = pd.DataFrame(tables[two_stage])
-        order = ["Model", "Input", "Backend", "Device", "Precision", "Path",
+        order = ["Model", "Input", "Backend", "Device", "Precision", "Path", "RoI heads",
                  *STAGE_LABELS.values(), "end to end", "e2e p90", "e2e CoV", "network share"]
         frame = frame[[c for c in order if c in frame.columns]].fillna("")
         out += [TWO_STAGE_NOTE] if two_stage else []
@@ -304,13 +308,33 @@ def _images(group: pd.DataFrame) -> str:
 
 
 def split_note(records: list[dict[str, Any]]) -> list[str]:
-    """Models whose exported graph is only part of the network: what runs in PyTorch."""
-    split = {(r["cell"]["model"], r.get("graph"), r.get("in_pytorch") or "") for r in records
-             if r["step"] == "export" and r.get("graph")}
-    return [f"{model}: the graph every backend runs is {graph}; {rest} run after it in "
-            "PyTorch on the cell's device, for every backend, timed in post-processing.\n"
-            if rest else f"{model}: the graph every backend runs is {graph}, the whole "
-            "network.\n" for model, graph, rest in sorted(split)]
+    """Models whose exported graph is only part of the network: what runs in PyTorch, and
+    which cells ran the RoI heads' graphs on their backend."""
+    split = {(r["cell"]["model"], r.get("graph"), r.get("in_pytorch") or "",
+              ", ".join(g["holds"] for g in (r.get("head_graphs") or {}).values()))
+             for r in records if r["step"] == "export" and r.get("graph")}
+    notes = []
+    for model, graph, rest, heads in sorted(split):
+        if not rest:
+            notes.append(f"{model}: the graph every backend runs is {graph}, the whole "
+                         "network.\n")
+            continue
+        note = (f"{model}: the graph every backend runs first is {graph}; {rest} run after it "
+                "in PyTorch on the cell's device, for every backend, timed in post-processing.")
+        if heads:
+            on = _cells_running_heads(records, model)
+            note += (f" The RoI heads ({heads}) are graphs of their own, run by the backend in "
+                     f"{on or 'no cell'} and in PyTorch in the other cells (int8 and fp16 models "
+                     "are built from the first graph alone).")
+        notes.append(note + "\n")
+    return notes
+
+
+def _cells_running_heads(records: list[dict[str, Any]], model: str) -> str:
+    cells = sorted({(r["cell"]["backend"], r["cell"]["precision"], r["cell"].get("device", "cpu"))
+                    for r in records if r["cell"]["model"] == model
+                    and r["step"] in ("measure", "evaluate") and r.get("roi_heads_on_backend")})
+    return ", ".join(f"{b} {p} ({d})" for b, p, d in cells)
 
 
 def slide_note(records: list[dict[str, Any]]) -> list[str]:
