@@ -137,3 +137,41 @@ def test_mask_rcnn_fixture_finds_the_shapes_through_onnx_runtime(small_dataset: 
     assert (status, reason, data["num_images"]) == ("ok", "", 6)
     assert data["roi_heads_on_backend"] == ["roi_bbox", "roi_mask"]  # graphs of their own
     assert data["metrics"]["bbox_mAP"] >= 0.5 and data["metrics"]["segm_mAP"] >= 0.4
+
+
+def test_int8_builds_quantize_the_roi_heads_too(small_dataset: Path, tmp_path: Path) -> None:
+    """ONNX Runtime's and OpenVINO's int8 builds of the Mask R-CNN fixture make the RoI heads'
+    graphs beside the first, calibrated on the RoI features of the calibration images; the
+    cells run them, and the model still finds the shapes."""
+    import onnx
+
+    from deploybench.cell import CellInputs
+    from deploybench.evaluate import evaluate_cell
+    from deploybench.export.build import BuildOptions, build_artifact
+    from deploybench.results import Cell
+
+    from .conftest import checkpoint_path, model_entry
+
+    name = "mask_rcnn_r18_shapes"
+    config, weights = Path(model_entry(name)["config"]), checkpoint_path(name)
+    adapter = load_adapter(config, weights)
+    _, batch, _ = next(adapter.batches(adapter.dataset(small_dataset), 1))
+    export_onnx(adapter, batch, tmp_path / "graph.onnx", opset=17)
+    options = BuildOptions(calibration_images=6, calibration_split="test")
+    for backend, out in (("onnxruntime", tmp_path / "int8.onnx"),
+                         ("openvino", tmp_path / "int8.xml")):
+        info = build_artifact(adapter, small_dataset, backend, "cpu", "int8",
+                              tmp_path / "graph.onnx", out, options)
+        heads = info["head_graphs"]
+        assert sorted(heads) == ["roi_bbox", "roi_mask"]
+        for head in heads.values():
+            assert Path(head["artifact"]).is_file() and head["calibration"]["rois"] > 0
+        if backend == "onnxruntime":
+            ops = {n.op_type for n in onnx.load(heads["roi_bbox"]["artifact"]).graph.node}
+            assert "QuantizeLinear" in ops  # the heads are int8, not copies of the fp32 ones
+        inputs = CellInputs(config, weights, small_dataset, out, threads=2)
+        cell = Cell(name, "instance_segmentation", backend, "int8")
+        status, reason, data = evaluate_cell(cell, inputs, [1, 3, 160, 160])
+        assert (status, reason) == ("ok", "")
+        assert data["roi_heads_on_backend"] == ["roi_bbox", "roi_mask"]
+        assert data["metrics"]["bbox_mAP"] >= 0.5 and data["metrics"]["segm_mAP"] >= 0.4

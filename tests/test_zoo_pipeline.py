@@ -67,7 +67,7 @@ def test_zoo_models_through_the_pipeline(tmp_path: Path) -> None:
     for model, heads in (("frcnn", "bbox head"), ("mask_rcnn", "bbox head, mask head")):
         assert re.search(rf"{model}: [^\n]* The RoI heads \({heads}\) are graphs of their "
                          r"own, run by the backend in onnxruntime fp32 \(cpu\), openvino fp32 "
-                         r"\(cpu\) and in PyTorch", docs)
+                         r"\(cpu\), and in PyTorch", docs)
     assert "Slide inference (fast_scnn_slide 192x192: 9 crops of 96x96)" in docs
     evaluated = frame[frame.eval_images.notna()].set_index(["model", "backend"])
     for backend in ("onnxruntime", "openvino"):

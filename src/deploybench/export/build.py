@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from deploybench.errors import CellSkipped, UserError
 from deploybench.models.adapter import ModelAdapter
@@ -24,9 +27,10 @@ class BuildOptions:
 def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device: str,
                    precision: str, source: Path, out: Path, options: BuildOptions
                    ) -> dict[str, Any]:
-    """Build `out` from `source` (the exported model, or the model a build starts from)."""
+    """Build `out` from `source` (the exported model, or the model a build starts from), and
+    the RoI heads' graphs exported beside `source` (two-stage detectors) beside `out`."""
     from deploybench.export.quantize import (
-        calibration_batches,
+        calibration_samples,
         convert_fp16,
         op_profile,
         quantize_int8,
@@ -35,23 +39,25 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
 
     start = time.perf_counter()
     kind = (backend, device, precision)
-
-    def calibrate() -> list:
-        return calibration_batches(adapter, data_root, options.calibration_images,
+    samples = (calibration_samples(adapter, data_root, options.calibration_images,
                                    options.calibration_split)
-
+               if precision == "int8" and backend != "tensorrt" else [])
+    batches = [np.ascontiguousarray(batch.cpu().numpy()) for batch, _ in samples]
+    heads: dict[str, Any] = {}
     if kind == ("onnxruntime", "cpu", "int8"):
-        batches = calibrate()
-        info = quantize_int8(source, out, batches, options.calibration_method)
+        method = options.calibration_method
+        heads = _head_graphs(adapter, source, out, samples,
+                             lambda src, dst, feats: quantize_int8(src, dst, feats, method))
+        info = quantize_int8(source, out, batches, method)
         info["op_time_share"] = {"fp32": op_profile(source, batches[0]),
                                  "int8": op_profile(out, batches[0])}
-    elif kind == ("qdq", "cpu", "int8"):
-        batches = calibrate()
+    elif kind == ("qdq", "cpu", "int8"):  # TensorRT's int8 source: its engine has no heads
         info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")
     elif kind == ("openvino", "cpu", "int8"):
-        batches = calibrate()
+        heads = _head_graphs(adapter, source, out, samples, quantize_openvino_int8)
         info = quantize_openvino_int8(source, out, batches)
     elif kind == ("onnxruntime", "cuda", "fp16"):
+        heads = _head_graphs(adapter, source, out, [], lambda src, dst, _: convert_fp16(src, dst))
         info = convert_fp16(source, out)
     elif backend == "tensorrt":
         from deploybench.export.tensorrt_build import build_engine
@@ -62,10 +68,38 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
         raise UserError(f"no build for {backend} {precision} on {device}; builds exist for "
                         "onnxruntime int8 (cpu), onnxruntime fp16 (cuda), openvino int8 (cpu) "
                         "and tensorrt fp32/fp16/int8 (cuda)")
+    if heads:
+        info["head_graphs"] = heads
     if "calibration" in info:
         info["calibration"]["split"] = options.calibration_split
     return {"artifact": str(out), "source": str(source),
             "seconds": time.perf_counter() - start, **info}
+
+
+def _head_graphs(adapter: ModelAdapter, source: Path, out: Path, samples: list,
+                 build: Callable[[Path, Path, list[np.ndarray]], dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """Each RoI head graph beside `source` built beside `out` by `build(source, out, features)`
+    (int8: calibrated on the RoI features of the calibration images), before `out` itself, so
+    that a built artifact implies its heads."""
+    from deploybench.models import roi_graphs
+
+    found = roi_graphs.present(adapter.model, source)
+    if not found:
+        return {}
+    features = roi_graphs.calibration_inputs(adapter.model, samples) if samples else {}
+    built = {}
+    for name, path in found.items():
+        inputs = features.get(name, [])
+        if samples and not inputs:
+            raise UserError(f"no calibration image reached the {roi_graphs.GRAPHS[name]}: the "
+                            "model found nothing in them; calibrate on more images "
+                            "(build.calibration_images)")
+        built[name] = {"artifact": str(roi_graphs.graph_path(out, name)),
+                       **build(path, roi_graphs.graph_path(out, name), inputs)}
+        if inputs:
+            built[name]["calibration"]["rois"] = int(sum(len(x) for x in inputs))
+    return built
 
 
 def placeholder(out: Path, reason: str = "") -> None:

@@ -22,13 +22,18 @@ class _Calibration:
         return next(self.feeds, None)
 
 
+def calibration_samples(adapter: ModelAdapter, data_root: Path, count: int,
+                        split: str = "train") -> list[tuple[Any, list]]:
+    """`count` images of `split` through the model's own *test* pipeline, as the network sees
+    them, with their data samples."""
+    dataset = adapter.dataset(data_root, split=split)
+    return [(batch, samples) for _, batch, samples in adapter.batches(dataset, 1, limit=count)]
+
+
 def calibration_batches(adapter: ModelAdapter, data_root: Path, count: int,
                         split: str = "train") -> list[np.ndarray]:
-    """`count` images of `split` through the model's own *test* pipeline, as the network sees
-    them."""
-    dataset = adapter.dataset(data_root, split=split)
     return [np.ascontiguousarray(batch.cpu().numpy())
-            for _, batch, _ in adapter.batches(dataset, 1, limit=count)]
+            for batch, _ in calibration_samples(adapter, data_root, count, split)]
 
 
 # Activations: x86 CPUs multiply uint8 x int8 in their fast integer kernels (VNNI's vpdpbusd

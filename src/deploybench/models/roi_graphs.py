@@ -55,8 +55,9 @@ def sample_input(model: torch.nn.Module, name: str, rois: int = 8) -> torch.Tens
 
 
 def graph_path(first_graph: Path | str, name: str) -> Path:
+    """Beside the first graph, in its format (`.onnx`, or an OpenVINO IR's `.xml`)."""
     first_graph = Path(first_graph)
-    return first_graph.with_name(f"{first_graph.stem}.{name}.onnx")
+    return first_graph.with_name(f"{first_graph.stem}.{name}{first_graph.suffix}")
 
 
 def output_names(name: str) -> list[str]:
@@ -86,9 +87,9 @@ def export(model: torch.nn.Module, first_graph: Path | str, opset: int) -> dict[
 
 
 def present(model: torch.nn.Module, first_graph: Path | None) -> dict[str, Path]:
-    """The head graphs exported beside `first_graph` (none for a built artifact such as an
-    int8 model, whose RoI heads then run in PyTorch)."""
-    if first_graph is None or Path(first_graph).suffix != ".onnx":
+    """The head graphs beside `first_graph` (exported with it, or built with it: the int8
+    and fp16 builds make theirs too; a TensorRT engine has none, its heads run in PyTorch)."""
+    if first_graph is None or Path(first_graph).suffix not in (".onnx", ".xml"):
         return {}
     found = {name: graph_path(first_graph, name) for name in heads(model)}
     return {name: path for name, path in found.items() if path.is_file()}
@@ -118,3 +119,26 @@ def run_heads_with(model: torch.nn.Module, graphs: dict[str, HeadGraph],
     finally:
         for head in patched:
             del head.forward
+
+
+def calibration_inputs(model: torch.nn.Module, samples: list[tuple[torch.Tensor, list]],
+                       per_image: int = 32) -> dict[str, list[np.ndarray]]:
+    """The RoI features each head sees while the PyTorch model predicts the calibration
+    images, the first `per_image` RoIs of each call (the proposals come ranked by score): what
+    an int8 build of the head graphs calibrates on."""
+    captured: dict[str, list[np.ndarray]] = {name: [] for name in heads(model)}
+    hooks = []
+    for name, head in heads(model).items():
+        def keep(_module: Any, args: tuple, _name: str = name) -> None:
+            if args[0].shape[0]:
+                captured[_name].append(np.ascontiguousarray(
+                    args[0][:per_image].float().cpu().numpy()))
+        hooks.append(head.register_forward_pre_hook(keep))
+    try:
+        with torch.inference_mode():
+            for batch, data_samples in samples:
+                model.predict(batch, [s.clone() for s in data_samples])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured

@@ -324,8 +324,8 @@ def split_note(records: list[dict[str, Any]]) -> list[str]:
         if heads:
             on = _cells_running_heads(records, model)
             note += (f" The RoI heads ({heads}) are graphs of their own, run by the backend in "
-                     f"{on or 'no cell'} and in PyTorch in the other cells (int8 and fp16 models "
-                     "are built from the first graph alone).")
+                     f"{on or 'no cell'}, and in PyTorch in the other cells (a TensorRT engine "
+                     "holds the first graph alone).")
         notes.append(note + "\n")
     return notes
 
@@ -512,6 +512,11 @@ def builds_table(records: list[dict[str, Any]]) -> str:
             how += f", {calibration['method']} on {calibration['images']} {split} images"
             if split == "test":
                 how += " (the test split: its accuracy is measured on images it was calibrated on)"
+        heads = r.get("head_graphs") or {}
+        if heads:  # a two-stage detector's RoI heads, built with the first graph
+            rois = [str(h["calibration"]["rois"]) for h in heads.values() if "calibration" in h]
+            how += f"; RoI head graphs too ({', '.join(heads)}" + (
+                f", calibrated on {' / '.join(rois)} of their RoIs" if rois else "") + ")"
         rows.append({"Model": c["model"], "Input": c.get("shape", ""), "Backend": c["backend"],
                      "Device": c.get("device", "cpu"), "Precision": c["precision"],
                      "Status": r["status"], "Seconds": _num(r.get("seconds"), ".1f"),
