@@ -83,8 +83,33 @@ def test_report_is_byte_identical(tmp_path: Path) -> None:
     results = write_results(tmp_path / "results")
     build_report(results, "p", tmp_path / "a")
     build_report(results, "p", tmp_path / "b")
-    for name in ("benchmark.md", "results.csv"):
+    for name in ("benchmark.md", "results.csv", "latency-accuracy.svg", "stages.svg",
+                 "latency-distribution.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_report_draws_its_figures(tmp_path: Path) -> None:
+    """The figures sit beside the docs, linked from them, with their axis labels and legend as
+    text; a figure with nothing to show says so instead of drawing empty axes."""
+    build_report(write_results(tmp_path / "results"), "p", tmp_path / "out", GATES)
+    md = (tmp_path / "out" / "benchmark.md").read_text()
+    figure = (tmp_path / "out" / "latency-accuracy.svg").read_text()
+    assert "![Latency against accuracy](latency-accuracy.svg)" in md
+    for text in ("network latency, median ms (log scale)", "COCO box AP", "mIoU (%)",
+                 "pytorch", "onnxruntime", "fp32", "det 160x160 (cpu)"):
+        assert f">{text}<" in figure, text
+    assert "Date" not in figure and "Matplotlib v" not in figure  # nothing of when or where
+    distribution = (tmp_path / "out" / "latency-distribution.svg").read_text()
+    assert ">network latency per call, ms (log scale)<" in distribution
+    assert ">No cell was timed end to end.<" in (tmp_path / "out" / "stages.svg").read_text()
+    assert not (tmp_path / "out" / "throughput.svg").exists()  # batch 1 only
+
+
+def test_pareto_front_keeps_the_cells_nothing_beats() -> None:
+    from deploybench.report.plots import pareto
+
+    points = [(10.0, 0.80), (5.0, 0.70), (20.0, 0.80), (7.0, 0.75), (8.0, 0.74)]
+    assert pareto(points) == [(5.0, 0.70), (7.0, 0.75), (10.0, 0.80)]
 
 
 def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,

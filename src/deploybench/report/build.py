@@ -16,7 +16,7 @@ from deploybench.atomic import write_json, write_text
 from deploybench.backends import PRECISIONS
 from deploybench.measure.machine_state import REFERENCE_KERNEL
 from deploybench.measure.run import END_TO_END, SCOPE
-from deploybench.report import drop_intervals
+from deploybench.report import drop_intervals, plots
 from deploybench.report.published import published_checks, published_table
 from deploybench.report.table import (
     BUSY_OTHER_CORES,
@@ -635,9 +635,36 @@ def _runs_line(summary: dict[str, Any]) -> str:
             "`deploybench publish`.")
 
 
+FIGURE_CAPTIONS = {
+    "latency-accuracy.svg": ("Latency against accuracy", "per model, one point per backend "
+                             "and precision (network-only median; the task's metric), the "
+                             "Pareto front dashed: the cells no other cell beats on both"),
+    "stages.svg": ("Where the time goes", "end to end per image, stage by stage (medians), "
+                   "for each backend, precision and preprocessing path; the tables under *End "
+                   "to end, stage by stage* hold the numbers"),
+    "latency-distribution.svg": ("Latency distribution", "every latency sample of each cell, "
+                                 "all repeats pooled: the spread the medians come from"),
+    "throughput.svg": ("Throughput", "images per second against batch size"),
+}
+
+
+def figures_section(figures: list[str]) -> list[str]:
+    """The figures the report step drew beside the docs, each with what it shows."""
+    if not figures:
+        return []
+    out = ["## Figures\n", "Drawn by the report step from the same results as the tables; "
+           "colours and markers are fixed per backend, the fill per precision (fp32 full, "
+           "fp16 half, int8 hollow).\n"]
+    for name in figures:
+        title, caption = FIGURE_CAPTIONS[name]
+        out.append(f"**{title}**: {caption}.\n\n![{title}]({name})\n")
+    return out
+
+
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
            gates: pd.DataFrame, tolerances: dict[str, dict[str, float]],
-           summary: dict[str, Any], published: pd.DataFrame) -> str:
+           summary: dict[str, Any], published: pd.DataFrame,
+           figures: list[str] | None = None) -> str:
     measured = [r for r in records if r["step"] == "measure" and r["status"] == "ok"]
     rule = measured[0]["settings"]["stopping_rule"] if measured else None
     timing = ("" if rule is None else
@@ -650,6 +677,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         f"{_runs_line(summary)} Rerun `snakemake --cores N` to refresh it: a run replaces the "
         "cells it measures and keeps the others (*measured*: when and by which commit).\n",
         conditions(frame),
+        *figures_section(figures or []),
         "## Latency\n",
         f"Median latency in ms, **{SCOPE}**; FPS = batch x 1000 / median.{timing} "
         "Combinations that this machine skipped for every model are left out here and listed "
@@ -759,8 +787,9 @@ def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
     frame["gate_passed"] = [
         _gate_of(gates, r) if r.batch == 1 else None for r in frame.itertuples()]
     summary = environment_summary(records, run)
+    figures = plots.write_figures(frame, records, out_dir)
     write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances,
-                                                summary, published))
+                                                summary, published, figures))
     write_json(out_dir / "environment.json", summary)
     write_records(out_dir / "records.jsonl", records)
     write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",

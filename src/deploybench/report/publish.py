@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deploybench.atomic import atomic_path, write_json
-from deploybench.config import REPORT_FILES
+from deploybench.config import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.errors import UserError
 from deploybench.report.build import write_report
 from deploybench.report.table import read_records_file
@@ -78,7 +78,8 @@ def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str 
     staging = to.parent / f".{to.name}.publishing"
     write_report(merged, profile or to.name, staging, tolerances, run)
     published = []
-    for name in REPORT_FILES:
+    for name in REPORT_FILES + tuple(n for n in OPTIONAL_REPORT_FILES
+                                     if (staging / n).is_file()):
         target = to / name
         with atomic_path(target) as tmp:
             tmp.write_bytes((staging / name).read_bytes())
