@@ -123,6 +123,9 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
     write_json(path, record("evaluate", int8, "ok", "", {
         "metrics": {"bbox_mAP": 0.75}, "num_images": 150}, {}))
     results.append(str(path))
+    timed = tmp_path / "results" / "measure" / "det" / "160x160" / "cpu" / path.name
+    write_json(timed, measure_record(int8, [10.0, 10.5, 9.5, 10.2]))  # the fastest cell
+    results.append(str(timed))
     failed, outside = build_report(results, "p", tmp_path / "out", GATES)
     assert (failed, outside) == (1, 1)
     md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
@@ -133,6 +136,10 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
     # PyTorch fp32 is the reference, not checked against itself (a check that cannot fail).
     assert list(csv.gate_passed.fillna("n/a").astype(str))[:2] == ["n/a", "True"]
     assert "1 of 2 checks passed" in md
+    # The summary marks the fastest cell whose accuracy passed: not the int8 one that failed.
+    summary = md[md.index("## Summary"):md.index("## Figures")]
+    assert "**20.75 ms**<br>**0.799**" in summary
+    assert "<br>0.750<br>gate failed" in summary and "**0.750**" not in summary
     # --strict turns it into a failing exit code, after writing the docs.
     ok = [r for r in results if "seg" not in r]  # without the failed cell
     args = ["report", "--profile", "p", "--out-dir", str(tmp_path / "strict"), *ok]

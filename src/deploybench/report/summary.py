@@ -1,0 +1,90 @@
+"""The front page's answer to "which backend for this model, at what accuracy": one row per
+model, one column per backend and precision, each cell "latency / metric", the fastest cell
+whose accuracy passed its gate in bold. In the seeds' shape, and narrow enough for a GitHub page:
+at most `COLUMNS` backend columns per table (more combinations: more tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+# Backend x precision columns per table: with the model column, 8 in all. Cells and headers
+# break into lines (latency over metric, backend over precision), so that eight columns of
+# them fit the width GitHub gives a page (about 1000 px) without a scroll bar.
+COLUMNS = 7
+METRIC = {"detection": ("bbox_mAP", ".3f"), "instance_segmentation": ("segm_mAP", ".3f"),
+          "segmentation": ("mIoU", ".1f")}
+ORDER = ("pytorch", "torchscript", "torch_compile", "onnxruntime", "onnxruntime_trt",
+         "openvino", "tensorrt")
+
+
+def _combo_key(combo: tuple[str, str, str]) -> tuple:
+    backend, device, precision = combo
+    known = ORDER.index(backend) if backend in ORDER else len(ORDER)
+    return (device != "cpu", device, known, backend, ("fp32", "fp16", "int8").index(precision)
+            if precision in ("fp32", "fp16", "int8") else 3)
+
+
+def _label(combo: tuple[str, str, str], devices: int) -> str:
+    backend, device, precision = combo
+    return f"{backend}<br>{precision}" + (f" {device}" if devices > 1 or device != "cpu" else "")
+
+
+def _gate_failed(passed: Any) -> bool:
+    """False where the cell passed its gate or none applies (PyTorch fp32, no metric)."""
+    return passed is not None and not pd.isna(passed) and not bool(passed)
+
+
+def _cell(row: Any, metric: str, fmt: str) -> str:
+    latency = f"{row.latency_ms_median:.2f} ms"
+    value = getattr(row, metric, None)
+    accuracy = "" if value is None or pd.isna(value) else format(value, fmt)
+    failed = _gate_failed(row.gate_passed)
+    return latency + (f"<br>{accuracy}" if accuracy else "") + ("<br>gate failed" if failed
+                                                                 else "")
+
+
+def summary_tables(frame: pd.DataFrame) -> str:
+    """The summary: batch 1, the cells that have a latency."""
+    ok = frame[(frame.batch == 1) & (frame.status == "ok") & frame.latency_ms_median.notna()]
+    if ok.empty:
+        return "No cell has a latency yet.\n"
+    combos = sorted({(r.backend, r.device, r.precision) for r in ok.itertuples()},
+                    key=_combo_key)
+    devices = len({c[1] for c in combos})
+    rows: dict[tuple[str, str], dict[tuple, str]] = {}
+    best: dict[tuple[str, str], tuple] = {}
+    for row in ok.itertuples():
+        key = (row.model, row.resolution)
+        metric, fmt = METRIC.get(row.task, ("", ""))
+        combo = (row.backend, row.device, row.precision)
+        rows.setdefault(key, {})[combo] = _cell(row, metric, fmt)
+        fastest = best.get(key)
+        if not _gate_failed(row.gate_passed) and (fastest is None
+                                                  or row.latency_ms_median < fastest[1]):
+            best[key] = (combo, row.latency_ms_median)
+    tables = []
+    per_table = -(-len(combos) // -(-len(combos) // COLUMNS))  # as even as the tables can be
+    for start in range(0, len(combos), per_table):
+        chunk = combos[start:start + per_table]
+        lines = []
+        for (model, shape), cells in rows.items():
+            line = {"Model": f"{model}<br>{shape}"}
+            for combo in chunk:
+                text = cells.get(combo, "")
+                fastest = best.get((model, shape), (None,))[0] == combo
+                line[_label(combo, devices)] = _bold(text) if fastest else text
+            lines.append(line)
+        tables.append(pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True) + "\n")
+    return "\n".join(tables)
+
+
+def _bold(text: str) -> str:
+    return "<br>".join(f"**{part}**" for part in text.split("<br>"))
+
+
+INTRO = ("Which backend for each model: **network-only median latency**, and under it **the "
+         "task's metric** (box AP, mask AP: 0-1; mIoU: %), per backend and precision, at batch 1. "
+         "**Bold**: the fastest cell whose accuracy passed its gate (PyTorch fp32 is the "
+         "reference). End-to-end times, intervals and the rest are in the sections below.\n")
