@@ -83,7 +83,7 @@ def test_report_is_byte_identical(tmp_path: Path) -> None:
     results = write_results(tmp_path / "results")
     build_report(results, "p", tmp_path / "a")
     build_report(results, "p", tmp_path / "b")
-    for name in ("benchmark.md", "results.csv", "latency-accuracy.svg", "stages.svg",
+    for name in ("README.md", "benchmark.md", "results.csv", "latency-accuracy.svg", "stages.svg",
                  "latency-distribution.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -92,9 +92,10 @@ def test_report_draws_its_figures(tmp_path: Path) -> None:
     """The figures sit beside the docs, linked from them, with their axis labels and legend as
     text; a figure with nothing to show says so instead of drawing empty axes."""
     build_report(write_results(tmp_path / "results"), "p", tmp_path / "out", GATES)
-    md = (tmp_path / "out" / "benchmark.md").read_text()
+    front = (tmp_path / "out" / "README.md").read_text()
     figure = (tmp_path / "out" / "latency-accuracy.svg").read_text()
-    assert "![Latency against accuracy](latency-accuracy.svg)" in md
+    assert "![Latency against accuracy](latency-accuracy.svg)" in front
+    assert "[Accuracy](benchmark.md#accuracy)" in front  # the details, one click away
     for text in ("network latency, median ms (log scale)", "COCO box AP", "mIoU (%)",
                  "pytorch", "onnxruntime", "fp32", "det 160x160 (cpu)"):
         assert f">{text}<" in figure, text
@@ -137,7 +138,8 @@ def test_accuracy_gates_mark_and_strict_fails(tmp_path: Path,
     assert list(csv.gate_passed.fillna("n/a").astype(str))[:2] == ["n/a", "True"]
     assert "1 of 2 checks passed" in md
     # The summary marks the fastest cell whose accuracy passed: not the int8 one that failed.
-    summary = md[md.index("## Summary"):md.index("## Figures")]
+    front = re.sub(r" +", " ", (tmp_path / "out" / "README.md").read_text())
+    summary = front[front.index("## Summary"):front.index("## Figures")]
     assert "**20.75 ms**<br>**0.799**" in summary
     assert "<br>0.750<br>gate failed" in summary and "**0.750**" not in summary
     # --strict turns it into a failing exit code, after writing the docs.

@@ -38,7 +38,7 @@ BUILDS: dict[tuple[str, str, str], str] = {
     ("tensorrt", "cuda", "int8"): "tensorrt-int8.engine",
 }
 # What `deploybench report` writes and `deploybench publish` copies to reports/<profile>/.
-REPORT_FILES = ("benchmark.md", "results.csv", "environment.json", "records.jsonl",
+REPORT_FILES = ("README.md", "benchmark.md", "results.csv", "environment.json", "records.jsonl",
                 "latency-accuracy.svg", "stages.svg", "latency-distribution.svg")
 # Drawn only where the records have what it shows (a batch above 1 measured).
 OPTIONAL_REPORT_FILES = ("throughput.svg",)

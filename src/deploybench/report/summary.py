@@ -87,4 +87,5 @@ def _bold(text: str) -> str:
 INTRO = ("Which backend for each model: **network-only median latency**, and under it **the "
          "task's metric** (box AP, mask AP: 0-1; mIoU: %), per backend and precision, at batch 1. "
          "**Bold**: the fastest cell whose accuracy passed its gate (PyTorch fp32 is the "
-         "reference). End-to-end times, intervals and the rest are in the sections below.\n")
+         "reference). End-to-end times, intervals and the rest are on the detail page (*Details*, "
+         "below).\n")
