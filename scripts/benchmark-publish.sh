@@ -22,5 +22,6 @@ for dir in "$artifacts"/*/reports; do
   found=$((found + 1))
 done
 [ "$found" -gt 0 ] || { echo "error: no profile's docs under $artifacts/*/reports" >&2; exit 1; }
+deploybench machines reports  # reports/README.md: every profile, the machines side by side
 deploybench compare "$before" reports --out pr-body.md --summary-json compare-summary.json
 echo "published $found profile(s); pull-request body in pr-body.md"

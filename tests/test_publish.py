@@ -76,3 +76,32 @@ def test_a_failure_where_nothing_was_good_is_shown(tmp_path: Path) -> None:
         "measure", DET_PT, "failed", "bad input shape", {}, {}))
     table = run(tmp_path, "first", [str(cell_path(root, DET_PT))], docs)
     assert list(table.status) == ["failed"] and "bad input shape" in table.reason.iloc[0]
+
+
+def test_machines_page_sets_profiles_side_by_side(tmp_path: Path) -> None:
+    """reports/README.md lists every profile with its machine, and once two exist, the cells
+    both measured side by side (a cell one machine alone has is left out)."""
+    import pandas as pd
+
+    from deploybench.atomic import write_json
+    from deploybench.report.machines import write_index
+
+    def profile(name: str, cpu: str, cells: dict[tuple[str, str], float]) -> None:
+        rows = [{"model": "det", "resolution": "160x160", "backend": b, "precision": p,
+                 "device": "cpu", "batch": 1, "status": "ok", "latency_ms_median": ms}
+                for (b, p), ms in cells.items()]
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_csv(tmp_path / name / "results.csv", index=False)
+        write_json(tmp_path / name / "environment.json", {
+            "hardware": {"cpu": cpu, "cores": 2, "gpu": None},
+            "created": ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"]})
+
+    profile("laptop-2c", "Intel Core", {("pytorch", "fp32"): 40.0, ("openvino", "int8"): 9.0})
+    first = re.sub(r" +", " ", write_index(tmp_path).read_text())
+    assert "| [laptop-2c](laptop-2c/README.md) | Intel Core, 2 cores | none |" in first
+    assert "One machine so far" in first
+    profile("server-8c", "AMD EPYC", {("pytorch", "fp32"): 12.5})
+    index = re.sub(r" +", " ", write_index(tmp_path).read_text())
+    assert "| Model | Backend | laptop-2c | server-8c |" in index
+    assert "| det 160x160 | pytorch fp32 (cpu) | 40.00 | 12.50 |" in index
+    assert "openvino int8" not in index  # measured on one machine only

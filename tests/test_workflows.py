@@ -202,6 +202,10 @@ def test_rehearsal_publishes_docs_and_a_pull_request_body(rehearsal: dict) -> No
     assert pull_request["add-paths"] == "reports/**"
     md = (hosted / "reports" / PROFILE / "benchmark.md").read_text()
     assert "Runtime: docker image deploybench-cpu:" in md
+    # The machines page lists the new profile beside the committed one.
+    machines = (hosted / "reports" / "README.md").read_text()
+    assert f"[{PROFILE}]({PROFILE}/README.md)" in machines
+    assert "[amd-epyc-2c](amd-epyc-2c/README.md)" in machines
 
 
 @pytest.mark.slow

@@ -248,6 +248,17 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_machines(args: argparse.Namespace) -> int:
+    from deploybench.report.machines import write_index
+
+    reports = Path(args.reports)
+    if not reports.is_dir():
+        raise UserError(f"{reports} is not a directory; pass the folder that holds the "
+                        "published profiles (reports/)")
+    print(f"wrote {write_index(reports)}")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
@@ -520,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gates", help="accuracy gates as JSON, as for `report`")
     p.add_argument("--run", default="local", help="the run's key (config `run`)")
     p.set_defaults(func=_cmd_publish)
+
+    p = steps.add_parser("machines", help="write reports/README.md: every published profile, "
+                         "and the machines side by side")
+    p.add_argument("reports", nargs="?", default="reports", help="default: reports")
+    p.set_defaults(func=_cmd_machines)
 
     p = steps.add_parser("container", help="run one step in its pinned image (runtime: docker)")
     _image_args(p)

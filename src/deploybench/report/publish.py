@@ -23,6 +23,7 @@ from deploybench.atomic import atomic_path, write_json
 from deploybench.config import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.errors import UserError
 from deploybench.report.build import write_report
+from deploybench.report.machines import write_index
 from deploybench.report.table import read_records_file
 
 RECORDS = "records.jsonl"
@@ -86,6 +87,7 @@ def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str 
         (staging / name).unlink()
         published.append(target)
     staging.rmdir()
+    published.append(write_index(to.parent))  # the machines side by side
     if stamp is not None:
         write_json(stamp, {"published_to": str(to), "files": {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in published}})
