@@ -30,6 +30,10 @@ except UserError as err:
 configfile: "config.yaml"
 
 
+# `snakemake --report report.html`: the run's docs and figures in one self-contained page.
+report: "workflow/report/workflow.rst"
+
+
 try:
     # A dry run plans without the data (e.g. the zoo config, offline): its absence is a warning.
     DRY_RUN = dry_run(workflow, sys.argv)

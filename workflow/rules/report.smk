@@ -1,5 +1,6 @@
 import json
 import shlex
+from pathlib import Path
 
 from deploybench.metric_bootstrap import per_image_path
 
@@ -36,12 +37,21 @@ def per_image_files():
 
 
 # The run's own docs, from its own results (git-ignored, under results/<profile>/<run>/).
+def marked(path):
+    """The run's docs as they appear in Snakemake's HTML report."""
+    name = Path(path).name
+    if name.endswith(".svg"):
+        return report(path, caption="../report/figure.rst", category="Figures")
+    caption = {"README.md": "front-page", "benchmark.md": "details"}.get(name, "data")
+    return report(path, caption=f"../report/{caption}.rst", category="Docs")
+
+
 rule report:
     input:
         results=PLAN.all_results(),
         per_image=per_image_files(),
     output:
-        PLAN.run_report_files(),
+        [marked(path) for path in PLAN.run_report_files()],
     log:
         f"logs/report/{PLAN.profile}.log",
     params:
