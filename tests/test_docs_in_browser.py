@@ -2,7 +2,8 @@
 renders it (CommonMark, GFM tables, inline HTML such as <br>), in the width GitHub gives a
 README beside the file tree on a laptop, opened in headless Chromium (Debian's package). Nothing
 may overflow sideways, and every figure must load. The figures' own text (axis labels, legend)
-is checked in the SVG the browser loaded."""
+is checked in the SVG the browser loaded. (Snakemake's HTML report of a run opens in the same
+browser in tests/test_pipeline.py, where a run exists.)"""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def _html(markdown: str) -> str:
             "</article><pre id='result'></pre></body></html>")
 
 
-def _chromium(page: Path, *args: str) -> str:
+def chromium(page: Path, *args: str) -> str:
     run = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          "--window-size=1280,2400", "--virtual-time-budget=20000", *args, page.as_uri()],
@@ -78,7 +79,7 @@ def test_front_page_fits_and_its_figures_load(front: Path, tmp_path: Path) -> No
         shutil.copy(front.parent / name, tmp_path / name)
     page = tmp_path / "front.html"
     page.write_text(_html(front.read_text()))
-    dom = _chromium(page, "--dump-dom")
+    dom = chromium(page, "--dump-dom")
     found = json.loads(re.search(r"<pre id=\"result\">(.*?)</pre>", dom, re.S).group(1))
     width, visible = found["page"]
     assert width <= visible, f"the page is {width} px wide in {visible} px"
@@ -97,5 +98,5 @@ def test_front_page_fits_and_its_figures_load(front: Path, tmp_path: Path) -> No
     assert "network latency per call, ms (log scale)" in _svg_text(
         tmp_path / "latency-distribution.svg")
     # The screenshot a reviewer would look at, at the laptop width.
-    _chromium(page, f"--screenshot={tmp_path / 'front.png'}")
+    chromium(page, f"--screenshot={tmp_path / 'front.png'}")
     assert (tmp_path / "front.png").stat().st_size > 10_000

@@ -116,6 +116,19 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert set(csv[csv.model == "bad_shape"].status) == {"failed", "skipped"}
     assert "| rtmdet_tiny_shapes | detection | 1x3x160x160 |" in md
     published = csv[csv.status == "ok"].set_index(["model", "resolution", "backend", "precision"])
+    # Snakemake's own HTML report holds the run's docs and figures, and opens in a browser.
+    report = tmp_path / "report.html"
+    run = snakemake(work, reduced_config(good_models), "--report", str(report))
+    assert run.returncode == 0, run.stderr[-3000:]
+    for name in ("README.md", "benchmark.md", "latency-accuracy.svg", "stages.svg"):
+        assert name in report.read_text()
+    from .test_docs_in_browser import CHROMIUM, chromium
+
+    if CHROMIUM:
+        dom = chromium(report, "--dump-dom")
+        assert "deploybench's benchmark of the configured models" in dom and "Figures" in dom
+        chromium(report, f"--screenshot={tmp_path / 'report.png'}")
+        assert (tmp_path / "report.png").stat().st_size > 10_000
 
     # A second run right after has nothing to do ...
     run = snakemake(work, reduced_config(good_models), "-n")
