@@ -64,9 +64,10 @@ def test_a_run_keeps_what_it_did_not_remeasure(tmp_path: Path) -> None:
     assert "Cells from runs `full`, `subset`" in md  # nothing of `broken` was good
 
     # Publishing is a pure function of the records: the same run again, the same bytes.
-    before = {p.name: p.read_bytes() for p in docs.iterdir()}
+    before = {p: p.read_bytes() for p in docs.rglob("*") if p.is_file()}
+    assert docs / "models" / "det.md" in before  # one page per model
     publish(tmp_path / "broken" / "report", docs, profile="p", tolerances=GATES, run="broken")
-    assert {p.name: p.read_bytes() for p in docs.iterdir()} == before
+    assert {p: p.read_bytes() for p in docs.rglob("*") if p.is_file()} == before
 
 
 def test_a_failure_where_nothing_was_good_is_shown(tmp_path: Path) -> None:

@@ -272,3 +272,14 @@ def test_published_metrics_are_gated_on_the_whole_split_only() -> None:
     assert list(checks.passed) == [True, False, True]
     none = published_checks(frame, {"bbox_mAP": {"fp32": 0.001}})
     assert set(none.verdict) >= {"not checked: no gates.bbox_mAP.published"}
+
+
+def test_each_model_has_its_own_page(tmp_path: Path) -> None:
+    """A page per model with that model's rows of the tables, linked from the front page."""
+    build_report(write_results(tmp_path / "results"), "p", tmp_path / "out", GATES)
+    front = (tmp_path / "out" / "README.md").read_text()
+    assert "[det](models/det.md) · [seg](models/seg.md)" in front
+    det = re.sub(r" +", " ", (tmp_path / "out" / "models" / "det.md").read_text())
+    assert det.startswith("# det on p\n")
+    assert "| det | 160x160 | onnxruntime | cpu | fp32 |" in det and "| seg |" not in det
+    assert "[front page](../README.md)" in det

@@ -671,7 +671,7 @@ DETAILS = {"Measurement conditions": "measurement-conditions", "Latency": "laten
 
 
 def render_front_page(frame: pd.DataFrame, profile: str, summary: dict[str, Any],
-                      figures: list[str]) -> str:
+                      figures: list[str], model_pages: list[str] | None = None) -> str:
     """What a reader needs in a minute: the machine, when and from what; which backend for
     each model at what accuracy; the figures; links to the details."""
     if "hardware" in summary:
@@ -694,7 +694,9 @@ def render_front_page(frame: pd.DataFrame, profile: str, summary: dict[str, Any]
         summary_tables(frame),
         *figures_section(figures),
         "## Details\n",
-        f"Every number, with its intervals, and what each one includes: {links}.\n"])
+        f"Every number, with its intervals, and what each one includes: {links}.\n",
+        *([f"One page per model: {per_model}.\n"] if (per_model := " · ".join(
+            f"[{Path(p).stem}]({p})" for p in model_pages or [])) else [])])
 
 
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
@@ -822,8 +824,11 @@ def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
     frame["gate_passed"] = [
         _gate_of(gates, r) if r.batch == 1 else None for r in frame.itertuples()]
     summary = environment_summary(records, run)
+    from deploybench.report.model_pages import write_model_pages
+
     figures = plots.write_figures(frame, records, out_dir)
-    write_text(out_dir / FRONT_PAGE, render_front_page(frame, profile, summary, figures))
+    pages = write_model_pages(frame, records, gates, tolerances, profile, out_dir)
+    write_text(out_dir / FRONT_PAGE, render_front_page(frame, profile, summary, figures, pages))
     write_text(out_dir / "benchmark.md", render(frame, records, profile, gates, tolerances,
                                                 summary, published))
     write_json(out_dir / "environment.json", summary)

@@ -24,6 +24,7 @@ from deploybench.config import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.errors import UserError
 from deploybench.report.build import write_report
 from deploybench.report.machines import write_index
+from deploybench.report.model_pages import DIRECTORY
 from deploybench.report.table import read_records_file
 
 RECORDS = "records.jsonl"
@@ -66,6 +67,20 @@ def merge_records(published: list[dict[str, Any]], new: list[dict[str, Any]],
     return [r for group in merged.values() for r in group]
 
 
+def _publish_model_pages(staged: Path, to: Path) -> list[Path]:
+    """Each model's page into place; a page whose model left the records goes too."""
+    to.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in staged.glob("*.md"))
+    for stale in set(p.name for p in to.glob("*.md")) - set(names):
+        (to / stale).unlink()
+    for name in names:
+        with atomic_path(to / name) as tmp:
+            tmp.write_bytes((staged / name).read_bytes())
+        (staged / name).unlink()
+    staged.rmdir()
+    return [to / name for name in names]
+
+
 def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str = "",
             tolerances: dict[str, dict[str, float]] | None = None, run: str = "local"
             ) -> list[Path]:
@@ -86,6 +101,7 @@ def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str 
             tmp.write_bytes((staging / name).read_bytes())
         (staging / name).unlink()
         published.append(target)
+    published += _publish_model_pages(staging / DIRECTORY, to / DIRECTORY)
     staging.rmdir()
     published.append(write_index(to.parent))  # the machines side by side
     if stamp is not None:
