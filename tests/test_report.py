@@ -283,3 +283,20 @@ def test_each_model_has_its_own_page(tmp_path: Path) -> None:
     assert det.startswith("# det on p\n")
     assert "| det | 160x160 | onnxruntime | cpu | fp32 |" in det and "| seg |" not in det
     assert "[front page](../README.md)" in det
+
+
+def test_throughput_is_drawn_only_where_batches_were_measured(tmp_path: Path) -> None:
+    import matplotlib
+
+    from deploybench.report.plots import RC, throughput
+
+    matplotlib.use("Agg")
+    rows = [{"model": "det", "resolution": "160x160", "backend": "onnxruntime",
+             "precision": "fp32", "device": "cpu", "batch": b, "fps": fps}
+            for b, fps in ((1, 100.0), (4, 250.0), (8, 300.0))]
+    with matplotlib.rc_context(RC):
+        assert not throughput(pd.DataFrame(rows[:1]), tmp_path / "one.svg")
+        assert throughput(pd.DataFrame(rows), tmp_path / "three.svg")
+    svg = (tmp_path / "three.svg").read_text()
+    assert ">batch size<" in svg and ">images / s<" in svg and ">onnxruntime<" in svg
+    assert not (tmp_path / "one.svg").exists()
