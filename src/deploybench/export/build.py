@@ -35,6 +35,7 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
         op_profile,
         quantize_int8,
         quantize_openvino_int8,
+        sample_arrays,
     )
 
     start = time.perf_counter()
@@ -42,7 +43,7 @@ def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device:
     samples = (calibration_samples(adapter, data_root, options.calibration_images,
                                    options.calibration_split)
                if precision == "int8" and backend != "tensorrt" else [])
-    batches = [np.ascontiguousarray(batch.cpu().numpy()) for batch, _ in samples]
+    batches = sample_arrays(samples)
     heads: dict[str, Any] = {}
     if kind == ("onnxruntime", "cpu", "int8"):
         method = options.calibration_method
@@ -95,8 +96,8 @@ def _head_graphs(adapter: ModelAdapter, source: Path, out: Path, samples: list,
             raise UserError(f"no calibration image reached the {roi_graphs.GRAPHS[name]}: the "
                             "model found nothing in them; calibrate on more images "
                             "(build.calibration_images)")
-        built[name] = {"artifact": str(roi_graphs.graph_path(out, name)),
-                       **build(path, roi_graphs.graph_path(out, name), inputs)}
+        target = roi_graphs.graph_path(out, name)
+        built[name] = {"artifact": str(target), **build(path, target, inputs)}
         if inputs:
             built[name]["calibration"]["rois"] = int(sum(len(x) for x in inputs))
     return built

@@ -30,10 +30,14 @@ def calibration_samples(adapter: ModelAdapter, data_root: Path, count: int,
     return [(batch, samples) for _, batch, samples in adapter.batches(dataset, 1, limit=count)]
 
 
+def sample_arrays(samples: list[tuple[Any, list]]) -> list[np.ndarray]:
+    """The network inputs of `calibration_samples`, as the quantizers take them."""
+    return [np.ascontiguousarray(batch.cpu().numpy()) for batch, _ in samples]
+
+
 def calibration_batches(adapter: ModelAdapter, data_root: Path, count: int,
                         split: str = "train") -> list[np.ndarray]:
-    return [np.ascontiguousarray(batch.cpu().numpy())
-            for batch, _ in calibration_samples(adapter, data_root, count, split)]
+    return sample_arrays(calibration_samples(adapter, data_root, count, split))
 
 
 # Activations: x86 CPUs multiply uint8 x int8 in their fast integer kernels (VNNI's vpdpbusd

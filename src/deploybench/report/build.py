@@ -196,15 +196,11 @@ def stages_table(records: list[dict[str, Any]]) -> str:
     per stage (median ms); from each cell's first measure repeat. Models with different stages
     (two-stage detectors) get a table of their own."""
     tables: dict[bool, list[dict[str, str]]] = {}  # two-stage or not
-    seen = set()
-    for r in records:
+    for r in plots.stage_records(records):
         c = r["cell"]
         key = (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
                c["precision"], c["batch"])
-        if r["step"] != "measure" or r["status"] != "ok" or key in seen:
-            continue
-        seen.add(key)
-        for path, stages in (r.get("stages") or {}).items():
+        for path, stages in r["stages"].items():
             if not isinstance(stages, dict) or path in ("scope", "runner_settings"):
                 continue
             label = {"tensor_native_masks": "tensor + native masks"}.get(path, path)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from deploybench.atomic import atomic_path
+from deploybench.backends import BACKENDS
+from deploybench.report.summary import TASK_METRIC, order_index
 
 STYLE = {  # backend -> (colour, marker)
     "pytorch": ("#1f77b4", "o"), "torchscript": ("#ff7f0e", "s"),
@@ -25,9 +27,7 @@ STYLE = {  # backend -> (colour, marker)
     "tensorrt": ("#d62728", "X"),
 }
 FILL = {"fp32": "full", "fp16": "left", "int8": "none"}
-METRIC = {"detection": ("bbox_mAP", "COCO box AP"),
-          "instance_segmentation": ("segm_mAP", "COCO mask AP"),
-          "segmentation": ("mIoU", "mIoU (%)")}
+LABEL = {"bbox_mAP": "COCO box AP", "segm_mAP": "COCO mask AP", "mIoU": "mIoU (%)"}
 STAGE_COLOURS = {"decode": "#c7c7c7", "preprocess": "#9edae5", "to_device": "#dbdb8d",
                  "network": "#1f77b4", "to_host": "#bcbd22", "proposals": "#ff9896",
                  "roi_bbox": "#d62728", "roi_mask": "#e377c2", "mask_post": "#f7b6d2",
@@ -54,9 +54,8 @@ def _log_ms(ax: Any) -> None:
 
 
 def _ordered(backends: Any) -> list[str]:
-    """The backends in `STYLE`'s order, any other after them by name."""
-    known = list(STYLE)
-    return sorted(set(backends), key=lambda b: (known.index(b) if b in known else len(known), b))
+    """The backends in the project's order, any other after them by name."""
+    return sorted(set(backends), key=lambda b: (order_index(BACKENDS, b), b))
 
 
 def _grid(count: int, width: float = 7.5, height: float = 3.0) -> tuple[Any, list[Any]]:
@@ -120,7 +119,7 @@ def latency_accuracy(frame: pd.DataFrame, path: Path) -> None:
     models = []
     for (model, task, shape, device), group in ok.groupby(
             ["model", "task", "resolution", "device"], sort=False):
-        metric = METRIC.get(task, ("", ""))[0]
+        metric = TASK_METRIC.get(task, "")
         if metric in group and group[metric].notna().any():
             models.append((f"{model} {shape} ({device})", task, group[group[metric].notna()]))
     if not models:
@@ -128,7 +127,7 @@ def latency_accuracy(frame: pd.DataFrame, path: Path) -> None:
         return
     fig, axes = _grid(len(models))
     for ax, (title, task, group) in zip(axes, models, strict=True):
-        metric, label = METRIC[task]
+        metric = TASK_METRIC[task]
         for row in group.itertuples():
             colour, marker = _style(row.backend)
             ax.plot(row.latency_ms_median, getattr(row, metric), marker=marker, color=colour,
@@ -144,12 +143,12 @@ def latency_accuracy(frame: pd.DataFrame, path: Path) -> None:
         ax.set_ylim(low - pad, high + pad)
         ax.set_title(title)
         ax.set_xlabel("network latency, median ms (log scale)")
-        ax.set_ylabel(label)
+        ax.set_ylabel(LABEL[metric])
     _legend(fig, _ordered(ok.backend), sorted(set(ok.precision)))
     _save(fig, path)
 
 
-def _measure_firsts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stage_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each cell's stage breakdown: its measure record that has one (the first repeat)."""
     seen, firsts = set(), []
     for r in records:
@@ -166,7 +165,7 @@ def stage_bars(records: list[dict[str, Any]], path: Path) -> None:
     """Per model: end to end as stacked bars of its stages (median ms), one bar per backend,
     precision and preprocessing path."""
     by_model: dict[str, list[tuple[str, dict[str, float]]]] = {}
-    for r in _measure_firsts(records):
+    for r in stage_records(records):
         c = r["cell"]
         for name, stages in r["stages"].items():
             if not isinstance(stages, dict) or "stages_ms" not in stages:

@@ -9,22 +9,28 @@ from typing import Any
 
 import pandas as pd
 
+from deploybench.backends import BACKENDS, PRECISIONS
+
 # Backend x precision columns per table, with the model column 6 in all: cells and headers break
 # into lines (latency over metric, backend over precision), and six such columns fit the width
 # GitHub gives a folder's README beside the file tree on a laptop (about 820 px of text) without
 # a scroll bar; tests/test_docs_in_browser.py measures it. More combinations: more tables.
 COLUMNS = 5
-METRIC = {"detection": ("bbox_mAP", ".3f"), "instance_segmentation": ("segm_mAP", ".3f"),
-          "segmentation": ("mIoU", ".1f")}
-ORDER = ("pytorch", "torchscript", "torch_compile", "onnxruntime", "onnxruntime_trt",
-         "openvino", "tensorrt")
+# The metric each task is judged by, and how the summary prints it.
+TASK_METRIC = {"detection": "bbox_mAP", "instance_segmentation": "segm_mAP",
+               "segmentation": "mIoU"}
+FORMAT = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".1f"}
 
 
 def _combo_key(combo: tuple[str, str, str]) -> tuple:
     backend, device, precision = combo
-    known = ORDER.index(backend) if backend in ORDER else len(ORDER)
-    return (device != "cpu", device, known, backend, ("fp32", "fp16", "int8").index(precision)
-            if precision in ("fp32", "fp16", "int8") else 3)
+    return (device != "cpu", device, order_index(BACKENDS, backend), backend,
+            order_index(PRECISIONS, precision))
+
+
+def order_index(order: tuple[str, ...], name: str) -> int:
+    """`name`'s place in `order`; after all of them where it is not in it."""
+    return order.index(name) if name in order else len(order)
 
 
 def _label(combo: tuple[str, str, str], devices: int) -> str:
@@ -58,9 +64,9 @@ def summary_tables(frame: pd.DataFrame) -> str:
     best: dict[tuple[str, str], tuple] = {}
     for row in ok.itertuples():
         key = (row.model, row.resolution)
-        metric, fmt = METRIC.get(row.task, ("", ""))
+        metric = TASK_METRIC.get(row.task, "")
         combo = (row.backend, row.device, row.precision)
-        rows.setdefault(key, {})[combo] = _cell(row, metric, fmt)
+        rows.setdefault(key, {})[combo] = _cell(row, metric, FORMAT.get(metric, ""))
         fastest = best.get(key)
         if not _gate_failed(row.gate_passed) and (fastest is None
                                                   or row.latency_ms_median < fastest[1]):
