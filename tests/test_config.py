@@ -64,14 +64,31 @@ def test_only_combinations_a_backend_has_are_planned(config: dict) -> None:
 def test_batches_are_measured_and_evaluated_at_batch_one(config: dict) -> None:
     config["matrix"].update(models=["fast_scnn_shapes"], backends=["onnxruntime"],
                             devices=["cpu"], precisions=["fp32"], batches=[1, 8])
+    del config["models"]["fast_scnn_shapes"]["batches"]  # the default's own sweep
     config["measure"]["repeats"] = 2
     plan = Plan(validate(config))
-    assert [c.batch for c in plan.cells()] == [1, 8] and plan.dynamic_batch
+    assert [c.batch for c in plan.cells()] == [1, 8] and plan.max_batch("fast_scnn_shapes") == 8
     cells = [p for p in plan.all_results() if "/measure/" in p or "/evaluate/" in p]
     assert ["/".join(p.rsplit("/", 3)[1:]) for p in cells] == [
         "192x192/cpu/onnxruntime-fp32-b1-r1.json", "192x192/cpu/onnxruntime-fp32-b1-r2.json",
         "192x192/cpu/onnxruntime-fp32-b1.json", "192x192/cpu/onnxruntime-fp32-b8-r1.json",
         "192x192/cpu/onnxruntime-fp32-b8-r2.json"]
+
+
+def test_a_model_s_own_batches_replace_the_matrix_s(config: dict) -> None:
+    """A throughput sweep for one model: only its cells multiply, and only its export gets
+    a dynamic batch axis."""
+    config["matrix"].update(models=["fast_scnn_shapes", "rtmdet_tiny_shapes"],
+                            backends=["onnxruntime"], devices=["cpu"], precisions=["fp32"])
+    config["models"]["fast_scnn_shapes"]["batches"] = [4, 1, 2]
+    plan = Plan(validate(config))
+    assert [(c.model, c.batch) for c in plan.cells()] == [
+        ("fast_scnn_shapes", 1), ("fast_scnn_shapes", 2), ("fast_scnn_shapes", 4),
+        ("rtmdet_tiny_shapes", 1)]
+    assert plan.max_batch("fast_scnn_shapes") == 4 and plan.max_batch("rtmdet_tiny_shapes") == 1
+    config["models"]["fast_scnn_shapes"]["batches"] = [2, 2]
+    with pytest.raises(UserError, match="batches"):
+        validate(config)
 
 
 def test_shapes_are_a_matrix_dimension(config: dict) -> None:
@@ -84,7 +101,8 @@ def test_shapes_are_a_matrix_dimension(config: dict) -> None:
     assert plan.exported()[:2] == [("rtmdet_tiny_shapes", "160x160"),
                                    ("rtmdet_tiny_shapes", "320x256")]
     models = len(config["models"])
-    assert len(plan.cells()) == models * 2 * 3  # x shapes x (pytorch, ORT fp32, ORT int8)
+    # x shapes x (pytorch, ORT fp32, ORT int8); Fast-SCNN at 3 batches (the default's sweep)
+    assert len(plan.cells()) == (models + 2) * 2 * 3
     results = plan.all_results()
     assert any(p.endswith("evaluate/rtmdet_tiny_shapes/320x256/cpu/onnxruntime-int8-b1.json")
                for p in results)

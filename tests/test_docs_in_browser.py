@@ -3,7 +3,7 @@ renders it (CommonMark, GFM tables, inline HTML such as <br>), in the width GitH
 README beside the file tree on a laptop, opened in headless Chromium (Debian's package). Nothing
 may overflow sideways, and every figure must load. The figures' own text (axis labels, legend)
 is checked in the SVG the browser loaded. (Snakemake's HTML report of a run opens in the same
-browser in tests/test_pipeline.py, where a run exists.)"""
+browser, with the same checks, in tests/test_pipeline.py, where a run exists.)"""
 
 from __future__ import annotations
 
@@ -65,6 +65,39 @@ def chromium(page: Path, *args: str) -> str:
     return run.stdout
 
 
+# Snakemake's report draws itself with scripts: measured once they have run.
+REPORT_PROBE = """<script>window.addEventListener("load", () => setTimeout(() => {
+  const page = document.documentElement, out = document.createElement("pre");
+  out.id = "result";
+  out.textContent = JSON.stringify({page: [page.scrollWidth, page.clientWidth],
+    images: [...document.images].map(i => [i.getAttribute("src").slice(0, 40), i.complete,
+                                           i.naturalWidth])});
+  document.body.appendChild(out);
+}, 1000));</script>"""
+
+
+def _probe_result(dom: str) -> dict:
+    return json.loads(re.search(r"<pre id=\"result\">(.*?)</pre>", dom, re.S).group(1))
+
+
+def open_report(report: Path, screenshot: Path) -> str:
+    """Snakemake's HTML report of a run in the browser at the laptop width: it must not
+    overflow sideways and its images must load; a screenshot is taken. The rendered DOM."""
+    html = report.read_text()
+    head, tail = html.rsplit("</body>", 1)  # the last: the report's scripts hold the string
+    probed = screenshot.with_name("report-probed.html")
+    probed.write_text(head + REPORT_PROBE + "</body>" + tail)
+    dom = chromium(probed, "--dump-dom")
+    found = _probe_result(dom)
+    width, visible = found["page"]
+    assert width <= visible, f"the report is {width} px wide in {visible} px"
+    for src, complete, natural in found["images"]:
+        assert complete and natural > 0, f"{src} did not load"
+    chromium(probed, f"--screenshot={screenshot}")
+    assert screenshot.stat().st_size > 10_000
+    return dom
+
+
 def _svg_text(path: Path) -> set[str]:
     return {t.text for t in ElementTree.parse(path).iter("{http://www.w3.org/2000/svg}text")
             if t.text}
@@ -80,7 +113,7 @@ def test_front_page_fits_and_its_figures_load(front: Path, tmp_path: Path) -> No
     page = tmp_path / "front.html"
     page.write_text(_html(front.read_text()))
     dom = chromium(page, "--dump-dom")
-    found = json.loads(re.search(r"<pre id=\"result\">(.*?)</pre>", dom, re.S).group(1))
+    found = _probe_result(dom)
     width, visible = found["page"]
     assert width <= visible, f"the page is {width} px wide in {visible} px"
     assert found["tables"], "no summary table"
@@ -97,6 +130,9 @@ def test_front_page_fits_and_its_figures_load(front: Path, tmp_path: Path) -> No
         tmp_path / "stages.svg")
     assert "network latency per call, ms (log scale)" in _svg_text(
         tmp_path / "latency-distribution.svg")
+    if (tmp_path / "throughput.svg").exists():  # drawn where a batch above 1 was measured
+        assert {"batch size", "images / s", "onnxruntime"} <= _svg_text(
+            tmp_path / "throughput.svg")
     # The screenshot a reviewer would look at, at the laptop width.
     chromium(page, f"--screenshot={tmp_path / 'front.png'}")
     assert (tmp_path / "front.png").stat().st_size > 10_000

@@ -29,8 +29,10 @@ def reduced_config(models: list[str]) -> dict:
     # PyTorch cells of this model fail, with the reason in the report.
     config["models"]["bad_shape"] = {**model_entry("rtmdet_tiny_shapes"),
                                      "input_shape": [128, 128]}
-    # The detector also runs at a second input shape, named in its own entry.
+    # The detector also runs at a second input shape, named in its own entry; the segmentor
+    # at a second batch size (a dynamic-batch export), named in its own.
     config["models"]["rtmdet_tiny_shapes"]["shapes"] = ["default", [224, 192]]
+    config["models"]["fast_scnn_shapes"]["batches"] = [1, 2]
     config["matrix"].update(models=models, backends=["pytorch", "onnxruntime"],
                             devices=["cpu", "cuda"], precisions=["fp32", "int8"])
     config["parity"]["images"] = 3
@@ -56,7 +58,15 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     md = (work / "reports" / "ci" / "benchmark.md").read_text()
     csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
     ran = csv[(csv.model != "bad_shape") & (csv.device == "cpu")]
-    assert list(ran.status) == ["ok"] * 9, ran.reason.tolist()
+    assert list(ran.status) == ["ok"] * 12, ran.reason.tolist()
+    # The second batch: latency and images/s of the same graph, accuracy per image at batch 1.
+    batch2 = ran[ran.batch == 2]
+    assert set(batch2.model) == {"fast_scnn_shapes"} and len(batch2) == 3
+    assert set(batch2.input) == {"2x3x192x192"} and batch2.mIoU.isna().all()
+    assert "dynamic batch axis (one graph for batches 1 to 2)" in md
+    assert (work / "reports" / "ci" / "throughput.svg").is_file()
+    assert "![Throughput](throughput.svg)" in (work / "reports" / "ci" / "README.md").read_text()
+    ran = ran[ran.batch == 1]
     assert set(ran.backend + "-" + ran.precision) == {
         "pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     good = ran[ran.precision == "fp32"]
@@ -94,7 +104,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
         assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
         # ... all written by one job, not one job per cell
-        assert "wrote 24 skipped records" in (work / "logs" / "unavailable" / "ci.log").read_text()
+        assert "wrote 28 skipped records" in (work / "logs" / "unavailable" / "ci.log").read_text()
     bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
@@ -120,15 +130,14 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     run = snakemake(work, reduced_config(good_models), "--report", str(report))
     assert run.returncode == 0, run.stderr[-3000:]
-    for name in ("README.md", "benchmark.md", "latency-accuracy.svg", "stages.svg"):
+    for name in ("README.md", "benchmark.md", "latency-accuracy.svg", "stages.svg",
+                 "latency-distribution.svg", "throughput.svg"):
         assert name in report.read_text()
-    from .test_docs_in_browser import CHROMIUM, chromium
+    from .test_docs_in_browser import CHROMIUM, open_report
 
     if CHROMIUM:
-        dom = chromium(report, "--dump-dom")
+        dom = open_report(report, tmp_path / "report.png")
         assert "deploybench's benchmark of the configured models" in dom and "Figures" in dom
-        chromium(report, f"--screenshot={tmp_path / 'report.png'}")
-        assert (tmp_path / "report.png").stat().st_size > 10_000
 
     # A second run right after has nothing to do ...
     run = snakemake(work, reduced_config(good_models), "-n")
@@ -136,7 +145,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # ... and a run under a new key (the benchmark workflow's run id) measures every cell again.
     run = snakemake(work, {**reduced_config(good_models), "run": "next"}, "-n")
     planned = run.stdout + run.stderr
-    assert run.returncode == 0 and re.search(r"measure +18\b", planned), planned[-3000:]
+    assert run.returncode == 0 and re.search(r"measure +24\b", planned), planned[-3000:]
 
     # A subset config (one model, one backend) rewrites the docs without losing a row.
     subset = reduced_config(["fast_scnn_shapes"])
@@ -162,7 +171,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert len(last) == len(csv)
     ort = last[(last.model == "fast_scnn_shapes") & (last.backend == "onnxruntime")
                & (last.device == "cpu")]
-    assert list(ort.status) == ["ok", "ok"] and ort.remeasure.str.contains("failed on").all()
+    assert list(ort.status) == ["ok"] * 4 and ort.remeasure.str.contains("failed on").all()
     assert ort.latency_ms_median.tolist() == kept.loc["fast_scnn_shapes"].loc[
         "192x192"].loc["onnxruntime"].latency_ms_median.tolist()
     pt = last[(last.model == "fast_scnn_shapes") & (last.backend == "pytorch")

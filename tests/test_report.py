@@ -285,7 +285,7 @@ def test_each_model_has_its_own_page(tmp_path: Path) -> None:
     assert "[front page](../README.md)" in det
 
 
-def test_throughput_is_drawn_only_where_batches_were_measured(tmp_path: Path) -> None:
+def test_throughput_is_drawn_only_where_batches_were_planned(tmp_path: Path) -> None:
     import matplotlib
 
     from deploybench.report.plots import RC, throughput
@@ -294,9 +294,14 @@ def test_throughput_is_drawn_only_where_batches_were_measured(tmp_path: Path) ->
     rows = [{"model": "det", "resolution": "160x160", "backend": "onnxruntime",
              "precision": "fp32", "device": "cpu", "batch": b, "fps": fps}
             for b, fps in ((1, 100.0), (4, 250.0), (8, 300.0))]
+    failed = [{**rows[0], "batch": 4, "fps": float("nan")}, rows[0]]
     with matplotlib.rc_context(RC):
         assert not throughput(pd.DataFrame(rows[:1]), tmp_path / "one.svg")
         assert throughput(pd.DataFrame(rows), tmp_path / "three.svg")
+        # Planned but not measured (the batch-4 cell failed): a figure that says so, as the
+        # run's docs declare it.
+        assert throughput(pd.DataFrame(failed), tmp_path / "failed.svg")
     svg = (tmp_path / "three.svg").read_text()
     assert ">batch size<" in svg and ">images / s<" in svg and ">onnxruntime<" in svg
     assert not (tmp_path / "one.svg").exists()
+    assert "more than one batch size" in (tmp_path / "failed.svg").read_text()

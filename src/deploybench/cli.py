@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,9 +107,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         # Where the graph is not the usual tensor-mode network, the docs say what it holds.
         split = {"graph": adapter.graph, "in_pytorch": adapter.in_pytorch} \
             if adapter.in_pytorch or adapter.graph != ModelAdapter.graph else {}
-        return "ok", "", {"onnx": args.onnx, **split,
-                          **export_onnx(adapter, sample, args.onnx, args.opset,
-                                        args.dynamic_batch)}
+        start = time.perf_counter()
+        meta = export_onnx(adapter, sample, args.onnx, args.opset, args.dynamic_batch)
+        return "ok", "", {"onnx": args.onnx, **split, **meta,
+                          "seconds": time.perf_counter() - start}
 
     return run_step("export", _cell(args, "onnx", "fp32"), args.out,
                     _settings(args, "opset", "dynamic_batch"), [args.config], body,

@@ -40,7 +40,7 @@ BUILDS: dict[tuple[str, str, str], str] = {
 # What `deploybench report` writes and `deploybench publish` copies to reports/<profile>/.
 REPORT_FILES = ("README.md", "benchmark.md", "results.csv", "environment.json", "records.jsonl",
                 "latency-accuracy.svg", "stages.svg", "latency-distribution.svg")
-# Drawn only where the records have what it shows (a batch above 1 measured).
+# Drawn only where a batch above 1 is planned (records with a batch above 1).
 OPTIONAL_REPORT_FILES = ("throughput.svg",)
 # The schema's `name` (models, datasets, profile, run) without its anchors.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
@@ -272,15 +272,19 @@ class Plan:
 
         matrix = self.config["matrix"]
         return [Cell(m, self.model(m)["task"], b, p, batch, d, shape) for m in self.model_names
-                for shape in self.shapes(m) for batch in matrix["batches"]
+                for shape in self.shapes(m) for batch in self.batches(m)
                 for d in matrix["devices"] for b in matrix["backends"]
                 for p in matrix["precisions"] if supports(b, d, p)]
 
-    @property
-    def dynamic_batch(self) -> bool:
-        """Export with a dynamic batch axis only when a batch above 1 is measured: batch-1
-        models stay fully static, as deployments usually run them."""
-        return max(self.config["matrix"]["batches"]) > 1
+    def batches(self, model: str) -> list[int]:
+        """The batch sizes a model is measured at: its own `batches`, else `matrix.batches`."""
+        return sorted(self.model(model).get("batches") or self.config["matrix"]["batches"])
+
+    def max_batch(self, model: str) -> int:
+        """The largest batch measured: above 1, the export gets a dynamic batch axis (and
+        TensorRT a profile up to it); batch-1 models stay fully static, as deployments usually
+        run them."""
+        return max(self.batches(model))
 
     def builds(self) -> list[tuple[str, str, str, str, str]]:
         """(model, shape, backend, device, precision) of every build the planned cells need."""
@@ -423,7 +427,10 @@ class Plan:
         return f"{self.results_dir()}/report"
 
     def run_report_files(self) -> list[str]:
-        return [f"{self.run_report_dir()}/{name}" for name in REPORT_FILES]
+        """The run's docs; the throughput figure where a batch above 1 is planned."""
+        names = REPORT_FILES + (OPTIONAL_REPORT_FILES if any(
+            self.max_batch(m) > 1 for m in self.model_names) else ())
+        return [f"{self.run_report_dir()}/{name}" for name in names]
 
     def published_dir(self) -> str:
         return f"reports/{self.profile}"

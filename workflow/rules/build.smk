@@ -24,7 +24,6 @@ def build_command(backend, device, precision):
         f" --calibration-method {b['calibration_method']}"
         f" --calibration-split {b['calibration_split']}"
         f" --workspace-mib {b['tensorrt_workspace_mib']}"
-        f" --max-batch {max(config['matrix']['batches'])}"
         + (f" --timing-cache {shlex.quote(cache)}" if cache else "")
     )
 
@@ -139,6 +138,8 @@ rule build_tensorrt_engine:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=lambda w: build_command("tensorrt", "cuda", w.precision),
         machine=lambda w: machine_state("tensorrt", "cuda", w.precision),
+        max_batch=lambda w: PLAN.max_batch(w.model),
     shell:
-        "{params.build} {params.model} --onnx {input.source:q} --artifact {output.engine:q}"
+        "{params.build} {params.model} --max-batch {params.max_batch}"
+        " --onnx {input.source:q} --artifact {output.engine:q}"
         " --out {output.result:q} > {log:q} 2>&1"

@@ -27,9 +27,9 @@ rule export_onnx:
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         opset=config["export"]["opset"],
-        dynamic=(
-            f"--dynamic-batch {max(config['matrix']['batches'])}"
-            if PLAN.dynamic_batch
+        dynamic=lambda w: (
+            f"--dynamic-batch {PLAN.max_batch(w.model)}"
+            if PLAN.max_batch(w.model) > 1
             else ""
         ),
     shell:

@@ -495,12 +495,30 @@ def parity_outputs(records: list[dict[str, Any]]) -> str:
             + "\n</details>\n")
 
 
+def _export_how(r: dict[str, Any]) -> str:
+    """How a model was exported; a dynamic batch axis is said, as every batch (1 too) of that
+    model then runs the one graph, where a batch-1-only model runs a fully static one."""
+    if r["status"] != "ok":
+        return r.get("reason", "")
+    how = f"{r.get('exporter', 'torch.onnx.export')}, opset {r.get('opset')}, "
+    how += (f"dynamic batch axis (one graph for batches 1 to {r['dynamic_batch']})"
+            if r.get("dynamic_batch") else "static shape")
+    rewrites = r.get("rewrites") or []
+    return how + (f"; rewrites: {', '.join(rewrites)}" if rewrites else "")
+
+
 def builds_table(records: list[dict[str, Any]]) -> str:
     rows = []
-    for r in records:
-        if r["step"] != "build":
+    for r in sorted(records, key=lambda r: r["step"] != "export"):  # exports first
+        if r["step"] not in ("export", "build"):
             continue
         c = r["cell"]
+        if r["step"] == "export":
+            rows.append({"Model": c["model"], "Input": c.get("shape", ""), "Backend": "ONNX export",
+                         "Device": "", "Precision": c["precision"], "Status": r["status"],
+                         "Seconds": _num(r.get("seconds"), ".1f"),
+                         "How": _export_how(r).replace("|", "\\|")})
+            continue
         calibration = r.get("calibration") or {}
         how = r.get("quantizer") or r.get("converter") or r.get("builder") or ""
         if r.get("variant"):
@@ -642,7 +660,9 @@ FIGURE_CAPTIONS = {
                    "to end, stage by stage* has the numbers"),
     "latency-distribution.svg": ("Latency distribution", "every latency sample of each cell, "
                                  "all repeats pooled: the spread the medians come from"),
-    "throughput.svg": ("Throughput", "images per second against batch size"),
+    "throughput.svg": ("Throughput", "images per second against batch size, for the models "
+                       "measured at more than one batch (each runs one graph with a dynamic "
+                       "batch axis at every batch: the detail page's *Builds* says which)"),
 }
 
 
@@ -788,7 +808,8 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         parity_table(frame[frame.batch == 1]),
         parity_outputs(records),
         "## Builds\n",
-        "Artifacts made from the exported ONNX model for the cells that run them.\n",
+        "The ONNX export of each model and input shape, and the artifacts made from it for the "
+        "cells that run them.\n",
         builds_table(records),
         "## Cells that did not run\n",
         problems_table(frame),

@@ -241,14 +241,16 @@ def latency_distribution(records: list[dict[str, Any]], path: Path) -> None:
 
 def throughput(frame: pd.DataFrame, path: Path) -> bool:
     """Per model: images per second against batch size; False (nothing drawn) where no batch
-    above 1 was measured."""
-    ok = frame[frame.fps.notna()]
-    if ok.empty or ok.batch.max() <= 1:
+    above 1 was planned, an empty figure saying why where none was measured."""
+    if frame.empty or frame.batch.max() <= 1:
         return False
+    ok = frame[frame.fps.notna()]
     groups = [(f"{m} {s}", g) for (m, s), g in ok.groupby(["model", "resolution"], sort=False)
               if g.batch.nunique() > 1]
     if not groups:
-        return False
+        _empty(path, "No model was measured at more than one batch size: see the detail "
+               "page's cells that did not run.")
+        return True
     fig, axes = _grid(len(groups))
     for ax, (title, group) in zip(axes, groups, strict=True):
         for (backend, precision, device), cell in group.groupby(
@@ -259,6 +261,9 @@ def throughput(frame: pd.DataFrame, path: Path) -> bool:
                     fillstyle=FILL.get(precision, "full"), label=f"{backend} {precision} "
                     f"({device})")
         ax.set_xscale("log", base=2)
+        batches = sorted(set(group.batch))  # the measured batches, as plain numbers
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
         ax.set_title(title)
         ax.set_xlabel("batch size")
         ax.set_ylabel("images / s")
