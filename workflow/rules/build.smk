@@ -6,8 +6,8 @@ IN_JOB = "decided in the job"
 def machine_state(backend, device, precision):
     # A job parameter: when the machine gains (or loses) what a cell needs, the value changes
     # and Snakemake reruns the job, instead of keeping a result that says "skipped". In a
-    # container the host is not the machine that matters: each job decides where it runs.
-    if config["runtime"] != "local":
+    # container or on a cluster this host is not the machine that matters: each job decides.
+    if not STEPS_HERE:
         return IN_JOB
     from deploybench.unavailable import machine_reason
 
@@ -43,6 +43,8 @@ rule quantize_onnxruntime_int8:
         "logs/build/{model}/{shape}/onnxruntime-cpu-int8.log",
     wildcard_constraints:
         shape=SHAPE,
+    resources:
+        **step_resources("build", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("onnxruntime", "cpu", "int8"),
@@ -65,6 +67,8 @@ rule quantize_tensorrt_qdq:
         "logs/build/{model}/{shape}/tensorrt-int8-qdq.log",
     wildcard_constraints:
         shape=SHAPE,
+    resources:
+        **step_resources("build", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("qdq", "cpu", "int8"),
@@ -85,6 +89,8 @@ rule convert_onnxruntime_fp16:
         "logs/build/{model}/{shape}/onnxruntime-cuda-fp16.log",
     wildcard_constraints:
         shape=SHAPE,
+    resources:
+        **step_resources("build", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("onnxruntime", "cuda", "fp16"),
@@ -108,6 +114,8 @@ rule quantize_openvino_int8:
         "logs/build/{model}/{shape}/openvino-cpu-int8.log",
     wildcard_constraints:
         shape=SHAPE,
+    resources:
+        **step_resources("build", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=build_command("openvino", "cpu", "int8"),
@@ -133,6 +141,7 @@ rule build_tensorrt_engine:
         shape=SHAPE,
         precision="fp32|fp16|int8",
     resources:
+        **step_resources("build", NODE),
         gpu=1,
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),

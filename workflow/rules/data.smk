@@ -11,6 +11,8 @@ rule synthetic_dataset:
         "logs/data/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(SYNTHETIC) or "^$",
+    resources:
+        **step_resources("data", NODE),
     params:
         spec=lambda w: config["datasets"][w.dataset],
     shell:
@@ -26,6 +28,8 @@ rule download_dataset:
         "logs/data/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(DOWNLOADED) or "^$",
+    resources:
+        **step_resources("data", NODE),
     params:
         archives=lambda w: PLAN.archive_args(w.dataset),
     shell:

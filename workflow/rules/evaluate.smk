@@ -8,6 +8,8 @@ rule reference_outputs:
     wildcard_constraints:
         shape=SHAPE,
     threads: 1
+    resources:
+        **step_resources("reference", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         images=config["parity"]["images"],
@@ -42,6 +44,7 @@ rule evaluate:
         batch="1",
     threads: 1
     resources:
+        **step_resources("evaluate", NODE),
         gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),

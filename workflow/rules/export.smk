@@ -24,6 +24,8 @@ rule export_onnx:
         "logs/export/{model}/{shape}.log",
     wildcard_constraints:
         shape=SHAPE,
+    resources:
+        **step_resources("export", NODE),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         opset=config["export"]["opset"],

@@ -3,6 +3,8 @@ rule fetch_checkpoint:
         "resources/checkpoints/{model}.pth",
     log:
         "logs/fetch/{model}.log",
+    resources:
+        **step_resources("fetch", NODE),
     params:
         url=lambda w: PLAN.model(w.model)["checkpoint"]["url"],
         checksum=lambda w: PLAN.checksum_args(w.model),

@@ -49,6 +49,15 @@ def timing_args(w):
     )
 
 
+def measure_threads(w):
+    # Timing owns the machine: no other job may run beside a measurement (a cell this machine
+    # cannot run only writes why, on one core). On a cluster the job has its node to itself
+    # (--exclusive) and asks for the cores the profile's `set-threads` gives.
+    if cell_machine(w) not in RUNNABLE:
+        return 1
+    return max(1, config["measure"]["threads"]) if ON_CLUSTER else workflow.cores
+
+
 rule measure:
     input:
         unpack(measure_inputs),
@@ -66,10 +75,9 @@ rule measure:
     # Repeats are interleaved across cells to cancel drift: every ready first repeat runs
     # before any second one, and so on.
     priority: lambda w: config["measure"]["repeats"] - int(w.repeat)
-    # Timing owns the machine: no other job may run beside a measurement (a cell this machine
-    # cannot run only writes why, on one core).
-    threads: lambda w: workflow.cores if cell_machine(w) in RUNNABLE else 1
+    threads: measure_threads
     resources:
+        **step_resources("measure", NODE),
         gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),

@@ -1,7 +1,8 @@
 import json
 
-# Only where the steps run on this machine: in a container the job decides for itself.
-if config["runtime"] == "local":
+# Only where the steps run on this machine: in a container or on a cluster node the job
+# decides for itself.
+if STEPS_HERE:
     from deploybench import unavailable
 
     UNAVAILABLE = unavailable.outputs(PLAN)
