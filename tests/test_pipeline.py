@@ -231,6 +231,7 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
 
     work = tmp_path / "work"
     config = reduced_config(["fast_scnn_shapes"])
+    del config["models"]["fast_scnn_shapes"]["batches"]  # one measure job: batch 1
     config["matrix"].update(backends=["pytorch"], devices=["cpu"], precisions=["fp32"])
     config["measure"].update(min_seconds=300.0, max_seconds=600.0, repeats=1)
     path = tmp_path / "long.yaml"
