@@ -42,12 +42,17 @@ def reduced_config(models: list[str]) -> dict:
     return config
 
 
-def snakemake(work: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
+def snakemake_command(work: Path, config: dict, *args: str) -> list[str]:
+    """`snakemake` for `config` (written beside `work`) in `work`."""
     path = work.parent / f"config-{len(list(work.parent.glob('config-*')))}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work),
-                           "--configfile", str(path), "--cores", "2", *args],
-                          capture_output=True, text=True, timeout=900)
+    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work),
+            "--configfile", str(path), "--cores", "2", *args]
+
+
+def snakemake(work: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(snakemake_command(work, config, *args), capture_output=True,
+                          text=True, timeout=900)
 
 
 def test_pipeline_end_to_end(tmp_path: Path) -> None:
@@ -234,11 +239,8 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
     del config["models"]["fast_scnn_shapes"]["batches"]  # one measure job: batch 1
     config["matrix"].update(backends=["pytorch"], devices=["cpu"], precisions=["fp32"])
     config["measure"].update(min_seconds=300.0, max_seconds=600.0, repeats=1)
-    path = tmp_path / "long.yaml"
-    path.write_text(yaml.safe_dump(config))
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work),
-               "--configfile", str(path), "--cores", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(snakemake_command(work, config), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         while not _measure_jobs(work) and time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from .conftest import REPO
-from .test_pipeline import reduced_config, snakemake
+from .test_pipeline import reduced_config, snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
 SCRIPT = REPO / "scripts" / "slurm-single-node.sh"
@@ -124,7 +124,7 @@ def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path
               / "192x192" / "cpu" / "onnxruntime-fp32-b1-r1.json")
     killed = tmp_path / "killed.log"
     with killed.open("w") as log:
-        background = subprocess.Popen([*snakemake_command(cluster, again), *SLURM],
+        background = subprocess.Popen(snakemake_command(cluster, again, *SLURM),
                                       stdout=log, stderr=subprocess.STDOUT, text=True)
         job = wait_for_job("fast_scnn_shapes", "onnxruntime", "cpu", background)
         subprocess.run(["scancel", job], check=True)
@@ -136,18 +136,6 @@ def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path
     assert run.returncode == 0, run.stderr[-5000:]
     assert victim.is_file()
     assert "measure:" in run.stdout + run.stderr and accuracy_rows(cluster).equals(there)
-
-
-def snakemake_command(work: Path, config: dict) -> list[str]:
-    """`snakemake` for `config` in `work`, as test_pipeline runs it (the config written)."""
-    import yaml
-
-    from .test_pipeline import SNAKEMAKE
-
-    path = work.parent / f"config-{len(list(work.parent.glob('config-*')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
-            str(path), "--cores", "2"]
 
 
 def wait_for_job(model: str, backend: str, device: str, run: subprocess.Popen[str],

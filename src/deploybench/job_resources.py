@@ -40,9 +40,9 @@ NODE_KEYS = ("slurm_partition", "constraint", "slurm_account", "qos")
 def node_request(config: dict[str, Any], profile: str, remote: bool) -> dict[str, str]:
     """The node type of `profile` on a cluster (`remote`): its `cluster.<profile>` entry. An
     error where a cluster run's profile has none: its jobs could land on any node."""
-    entry = (config.get("cluster") or {}).get(profile)
     if not remote:
         return {}
+    entry = (config.get("cluster") or {}).get(profile)
     if entry is None:
         raise UserError(
             f"hardware profile {profile!r} has no node type for the cluster: add "
