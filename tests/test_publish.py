@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from deploybench.atomic import write_json
 from deploybench.report.build import build_report
@@ -106,3 +107,27 @@ def test_machines_page_sets_profiles_side_by_side(tmp_path: Path) -> None:
     assert "| Model | Backend | laptop-2c | server-8c |" in index
     assert "| det 160x160 | pytorch fp32 (cpu) | 40.00 | 12.50 |" in index
     assert "openvino int8" not in index  # measured on one machine only
+
+
+def test_publishes_into_one_reports_folder_take_turns(tmp_path: Path) -> None:
+    """A run of several profiles publishes each, and every publish rewrites the machines index:
+    one waits while another holds the folder, so no index misses a profile."""
+    import subprocess
+    import sys
+
+    from deploybench.atomic import directory_lock
+
+    reports = tmp_path / "reports"
+    build_report(write_results(tmp_path / "r"), "p", tmp_path / "r" / "report", GATES, run="r")
+    command = [sys.executable, "-m", "deploybench", "publish", "--run-report",
+               str(tmp_path / "r" / "report"), "--to", str(reports / "p"), "--profile", "p",
+               "--run", "r"]
+    with directory_lock(reports):
+        waiting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=10)  # it started (imports, reads the run) and now waits
+        assert not (reports / "p").exists()
+    out, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, out
+    assert "[p](p/README.md)" in (reports / "README.md").read_text()

@@ -8,14 +8,12 @@ meant to be committed with the config, as a package manager's lock file is.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import urllib.parse
 from pathlib import Path
 
 import yaml
 
-from deploybench.atomic import atomic_path
+from deploybench.atomic import atomic_path, directory_lock
 from deploybench.errors import UserError
 from deploybench.fetch import Expected
 
@@ -61,10 +59,7 @@ def record(path: Path | str, name: str, sha256: str) -> None:
     """Add `name: sha256` to the lock; a different digest already there is an error. Fetch jobs
     running at once take turns (a lock on the directory), and the file is replaced atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(directory, fcntl.LOCK_EX)
+    with directory_lock(path.parent):
         entries = read(path)
         known = entries.get(name)
         if known == sha256:
@@ -77,8 +72,6 @@ def record(path: Path | str, name: str, sha256: str) -> None:
         body = yaml.safe_dump(dict(sorted(entries.items())), default_flow_style=False, width=200)
         with atomic_path(path) as tmp:
             tmp.write_text(HEADER + body)
-    finally:
-        os.close(directory)  # releases the lock
 
 
 def key(url: str) -> str:

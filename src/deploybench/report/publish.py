@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploybench.atomic import atomic_path, write_json
+from deploybench.atomic import atomic_path, directory_lock, write_json
 from deploybench.config import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.errors import UserError
 from deploybench.report.build import write_report
@@ -85,11 +85,18 @@ def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str 
             tolerances: dict[str, dict[str, float]] | None = None, run: str = "local"
             ) -> list[Path]:
     """Merge the run's records into `to` and render its docs there; every file is written
-    aside first and then moved into place."""
+    aside first and then moved into place. Publishes into one reports/ folder take turns:
+    each rewrites the index of every profile there (a run of several profiles publishes each)."""
     source = run_report / RECORDS
     if not source.is_file():
         raise UserError(f"cannot publish: {source} missing; run `deploybench report` (the "
                         "pipeline's report rule) for this run first")
+    with directory_lock(to.parent):
+        return _publish(source, to, stamp, profile, tolerances, run)
+
+
+def _publish(source: Path, to: Path, stamp: Path | None, profile: str,
+             tolerances: dict[str, dict[str, float]] | None, run: str) -> list[Path]:
     merged = merge_records(read_records_file(to / RECORDS), read_records_file(source), run)
     staging = to.parent / f".{to.name}.publishing"
     write_report(merged, profile or to.name, staging, tolerances, run)
