@@ -1,6 +1,7 @@
 # deploybench: benchmark OpenMMLab models across deployment backends.
 # Rules are thin: each runs one `deploybench <step>` command; the logic lives in src/deploybench.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -8,17 +9,18 @@ from snakemake.exceptions import WorkflowError
 
 from deploybench.config import (
     NAME_PATTERN,
-    Plan,
     container_prefix,
     dry_run,
+    profile_plans,
     read_yaml,
     submits_jobs,
     validate,
+    wildcard_plan,
 )
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
-from deploybench.job_resources import node_request, step_resources
+from deploybench.job_resources import node_requests, node_type_reason, step_resources
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
 
 # Snakemake's own message for a YAML error names no line: read the file here first.
@@ -40,7 +42,10 @@ try:
     # A dry run plans without the data (e.g. the zoo config, offline): its absence is a warning.
     DRY_RUN = dry_run(workflow, sys.argv)
     config.update(validate(config, require_data=not DRY_RUN))
-    PLAN = Plan(config)
+    # The run's hardware profiles (one, or several on a cluster), each with its own results
+    # and docs; the rules' paths hold a {profile} wildcard (PLAN).
+    PLANS = profile_plans(config)
+    PLAN = wildcard_plan(config)
     # Whether jobs run elsewhere: on cluster nodes (this Snakemake submits them, or is a
     # cluster job's own). Each then asks for the hardware profile's node type (`cluster`).
     ON_CLUSTER = workflow.remote_exec or submits_jobs(
@@ -52,7 +57,7 @@ try:
             Path("/etc/xdg/snakemake"),
         ],
     )
-    NODE = node_request(config, PLAN.profile, remote=ON_CLUSTER)
+    NODES = node_requests(config, list(PLANS), remote=ON_CLUSTER)
     export_settings(config["fetch"])
     verify_fetched(
         PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")
@@ -65,11 +70,17 @@ except UserError as err:
 wildcard_constraints:
     model=NAME_PATTERN,
     dataset=NAME_PATTERN,
+    profile="|".join(map(re.escape, PLANS)),
 
 
-# Whether the steps run on this machine: not in containers, not on cluster nodes. Only then
-# does this process decide what the machine can run, and start the fork server; elsewhere each
-# job decides where it runs.
+def plan(wildcards):
+    """The Plan of a job's hardware profile."""
+    return PLANS[wildcards.profile]
+
+
+# Whether the steps run on this machine: not in containers, not on cluster nodes (and so for
+# one profile). Only then does this process decide what the machine can run, and start the
+# fork server; elsewhere each job decides where it runs, after what its node type lacks.
 STEPS_HERE = config["runtime"] == "local" and not ON_CLUSTER
 # A job whose Snakemake dies stops too (no orphan keeps the machine busy).
 export_for_jobs()
@@ -107,7 +118,7 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        PLAN.published_stamp(),
+        [p.published_stamp() for p in PLANS.values()],
 
 
 onstart:
@@ -124,6 +135,9 @@ onsuccess:
 onerror:
     # A failed cell still appears in the docs, with its reason; the run itself stays failed.
     # (braces doubled: the command holds the gates as JSON, and shell() formats its argument)
-    command = f"{report_command(PLAN.all_results())} --after-failure && {publish_command()} || true"
-    shell(command.replace("{", "{{").replace("}", "}}"))
+    for p in PLANS.values():
+        command = (
+            f"{report_command(p)} --after-failure && {publish_command(p)} || true"
+        )
+        shell(command.replace("{", "{{").replace("}", "}}"))
     stop()

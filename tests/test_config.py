@@ -211,6 +211,29 @@ def test_cells_this_machine_cannot_run_are_one_job(config: dict) -> None:
                                               "tensorrt/cuda/int8", "qdq/cpu/int8"}
 
 
+def test_a_cluster_node_type_without_gpus_skips_the_same_cells(config: dict) -> None:
+    """On a cluster the node type decides in place of this machine: without GPUs (`gpus`
+    0), its CUDA cells and TensorRT builds are written as skipped; with GPUs, none is."""
+    from deploybench import unavailable
+    from deploybench.config import profile_plans
+    from deploybench.job_resources import node_type_reason
+
+    config["matrix"].update(models=["rtmdet_tiny_shapes"], devices=["cpu", "cuda"],
+                            backends=["onnxruntime", "tensorrt"], precisions=["fp32", "int8"])
+    config.update(profile=["epyc", "h100"], cluster={"epyc": {"slurm_partition": "cpu"},
+                                                     "h100": {"slurm_partition": "gpu",
+                                                              "gpus": 8}})
+    plans = profile_plans(validate(config))
+    assert [p.results_dir() for p in plans.values()] == ["results/epyc/local",
+                                                         "results/h100/local"]
+    epyc = unavailable.outputs(plans["epyc"], node_type_reason(config, "epyc"))
+    cuda = [p for p in plans["epyc"].all_results() if "/cuda/" in p]
+    assert cuda and set(cuda) <= set(epyc) and not [p for p in epyc if "/cpu/" in p]
+    assert all(p.startswith("results/epyc/") for p in epyc)
+    assert any(p.endswith("160x160/tensorrt-int8-qdq.onnx") for p in epyc)
+    assert unavailable.outputs(plans["h100"], node_type_reason(config, "h100")) == []
+
+
 @pytest.mark.parametrize("name", ["x; touch pwned", "../../etc", "a/b", "modèle", "with space",
                                   "$(id)", ".hidden", ""])
 def test_unsafe_names_are_refused(config: dict, name: str) -> None:

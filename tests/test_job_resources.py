@@ -7,29 +7,56 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from deploybench.config import validate
 from deploybench.errors import UserError
-from deploybench.job_resources import STEPS, node_request, step_resources
+from deploybench.job_resources import STEPS, node_requests, node_type_reason, step_resources
 
 from .conftest import DEFAULT_CONFIG, REPO
 from .test_pipeline import reduced_config
 
 
 def test_a_cluster_job_asks_for_its_profile_s_node_type() -> None:
-    config = {"cluster": {"h100": {"slurm_partition": "gpu", "constraint": "h100"},
+    config = {"cluster": {"h100": {"slurm_partition": "gpu", "constraint": "h100", "gpus": 8},
                           "epyc": {"slurm_partition": "cpu"}}}
-    node = node_request(config, "h100", remote=True)
-    assert node == {"slurm_partition": "gpu", "constraint": "h100"}
-    assert step_resources("measure", node) == {"mem_mb": STEPS["measure"].mem_mb,
-                                               "runtime": STEPS["measure"].runtime, **node}
-    assert node_request(config, "laptop", remote=False) == {}  # local runs ask for no node
-    with pytest.raises(UserError, match=r"profile 'laptop' has no node type.*cluster: "
+    nodes = node_requests(config, ["h100", "epyc"], remote=True)
+    assert nodes == {"h100": {"slurm_partition": "gpu", "constraint": "h100"},
+                     "epyc": {"slurm_partition": "cpu"}}
+    # Each job's request is its profile's node type; a key its profile lacks is left out.
+    resources = step_resources("measure", nodes)
+    assert (resources["mem_mb"], resources["runtime"]) == (STEPS["measure"].mem_mb,
+                                                           STEPS["measure"].runtime)
+    for profile, node in nodes.items():
+        asked = {k: v(SimpleNamespace(profile=profile)) for k, v in resources.items()
+                 if callable(v)}
+        assert asked == {"slurm_partition": node["slurm_partition"],
+                         "constraint": node.get("constraint")}
+    # A step the profiles share (the synthetic dataset) runs on the first one's node type.
+    assert step_resources("data", nodes, shared=True)["slurm_partition"] == "gpu"
+    assert node_requests(config, ["laptop"], remote=False) == {}  # local runs ask for no node
+    with pytest.raises(UserError, match=r"profile\(s\) 'laptop' have no node type.*cluster: "
                                         r"\{laptop: \{slurm_partition: <partition>\}\}"):
-        node_request(config, "laptop", remote=True)
+        node_requests(config, ["h100", "laptop"], remote=True)
+    # One machine is one profile: several at once need a cluster.
+    with pytest.raises(UserError, match=r"2 hardware profiles \(h100, epyc\).*--profile "
+                                        r"profiles/slurm"):
+        node_requests(config, ["h100", "epyc"], remote=False)
+
+
+def test_a_node_type_without_gpus_gets_no_cuda_jobs() -> None:
+    """Its CUDA cells and TensorRT-only builds are written as skipped on the submit host;
+    a node type with GPUs leaves them to its jobs, which check the node."""
+    config = {"cluster": {"h100": {"slurm_partition": "gpu", "gpus": 8},
+                          "epyc": {"slurm_partition": "cpu"}}}
+    epyc, h100 = node_type_reason(config, "epyc"), node_type_reason(config, "h100")
+    assert "profile epyc has no GPU (cluster.epyc.gpus is 0" in epyc("tensorrt", "cuda", "fp16")
+    assert epyc("qdq", "cpu", "int8")  # the QDQ model only TensorRT int8 runs
+    assert not epyc("onnxruntime", "cpu", "int8") and not epyc("openvino", "cpu", "fp32")
+    assert not h100("tensorrt", "cuda", "fp16") and not h100("qdq", "cpu", "int8")
 
 
 def test_cluster_entries_are_checked_by_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,12 +109,12 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
         assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
         # ... all written by one job, not one job per cell
-        assert "wrote 28 skipped records" in (work / "logs" / "unavailable" / "ci.log").read_text()
+        assert "wrote 28 skipped records" in (work / "logs" / "unavailable.log").read_text()
     bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
-    assert (work / "logs" / "measure" / "bad_shape" / "128x128" / "cpu"
+    assert (work / "logs" / "ci" / "measure" / "bad_shape" / "128x128" / "cpu"
             / "pytorch-fp32-b1-r1.log").is_file()
     # Every step was forked from the server, which stopped with the run.
     served = (work / "logs" / "forkserver.log").read_text()

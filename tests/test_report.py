@@ -67,7 +67,7 @@ def test_report_contents(tmp_path: Path) -> None:
     # One repeat of four samples: the median's interval is wide, and says it is over samples.
     assert "unstable (+-" in md and "| samples |" in md
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
-    assert "evaluate: no result" in md
+    assert "evaluate: no result" in md and "see logs/evaluate/seg/ and logs/fetch/" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     for column in ["model", "task", "resolution", "backend", "device", "precision", "batch",
                    "status", "reason",
@@ -305,3 +305,12 @@ def test_throughput_is_drawn_only_where_batches_were_planned(tmp_path: Path) -> 
     assert ">batch size<" in svg and ">images / s<" in svg and ">onnxruntime<" in svg
     assert not (tmp_path / "one.svg").exists()
     assert "more than one batch size" in (tmp_path / "failed.svg").read_text()
+
+
+def test_a_missing_result_names_its_profile_s_logs(tmp_path: Path) -> None:
+    from deploybench.report.table import read_records
+
+    path = tmp_path / "results" / "h100" / "local" / "measure" / "det" / "160x160" / "cuda" / \
+        "tensorrt-int8-b1-r1.json"
+    [missing] = read_records([str(path)])
+    assert missing["missing"] and missing["logs"] == "logs/h100/measure/det/"

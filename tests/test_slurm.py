@@ -21,7 +21,9 @@ from .test_pipeline import reduced_config, snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
 SCRIPT = REPO / "scripts" / "slurm-single-node.sh"
-PROFILE = "slurm-node"
+# Two hardware profiles in one run: a CPU node type and a GPU one (the `gpu` partition: the same
+# node, with a gpu GRES).
+CPU_NODE, GPU_NODE = "slurm-cpu", "slurm-gpu"
 ACCURACY = ["model", "resolution", "backend", "device", "precision", "batch", "status",
             "bbox_mAP", "mIoU"]
 
@@ -41,13 +43,14 @@ def slurm_cluster() -> None:
 
 
 def cluster_config() -> dict:
-    """Both test models on PyTorch and ONNX Runtime, CPU and CUDA cells, one repeat; the
-    hardware profile's node type is the `gpu` partition (one node with a gpu GRES)."""
+    """Both test models on PyTorch and ONNX Runtime, CPU and CUDA cells, one repeat, for two
+    hardware profiles at once: each on its node type (partition), the CPU one without GPUs."""
     config = reduced_config(["rtmdet_tiny_shapes", "fast_scnn_shapes"])
     del config["models"]["rtmdet_tiny_shapes"]["shapes"], config["models"]["fast_scnn_shapes"][
         "batches"]
-    config["profile"] = PROFILE
-    config["cluster"] = {PROFILE: {"slurm_partition": "gpu"}}
+    config["profile"] = [CPU_NODE, GPU_NODE]
+    config["cluster"] = {CPU_NODE: {"slurm_partition": "cpu"},
+                         GPU_NODE: {"slurm_partition": "gpu", "gpus": 1}}
     config["matrix"]["precisions"] = ["fp32"]
     config["measure"]["repeats"] = 1
     return config
@@ -67,17 +70,24 @@ def sacct(*fields: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines() if line]
 
 
-def accuracy_rows(work: Path) -> pd.DataFrame:
-    csv = pd.read_csv(work / "reports" / PROFILE / "results.csv")
-    return csv[ACCURACY].sort_values(ACCURACY[:6]).reset_index(drop=True)
+def results(work: Path, profile: str) -> pd.DataFrame:
+    return pd.read_csv(work / "reports" / profile / "results.csv")
 
 
-def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path: Path
-                                                   ) -> None:
+def accuracy_rows(work: Path, profile: str) -> pd.DataFrame:
+    return results(work, profile)[ACCURACY].sort_values(ACCURACY[:6]).reset_index(drop=True)
+
+
+def job_profile(comment: str) -> str | None:
+    """The hardware profile a job's executor comment names (rule_<rule>_wildcards_<values>)."""
+    return next((p for p in (CPU_NODE, GPU_NODE) if f"_wildcards_{p}_" in comment), None)
+
+
+def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: Path) -> None:
     config = cluster_config()
     local, cluster = tmp_path / "local", tmp_path / "cluster"
     start = time.monotonic()
-    run = snakemake(local, config)
+    run = snakemake(local, {**config, "profile": GPU_NODE})  # one machine: one profile
     local_seconds = time.monotonic() - start
     assert run.returncode == 0, run.stderr[-3000:]
     jobs_before = {row[0] for row in sacct("JobID")}
@@ -85,21 +95,29 @@ def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path
     run = slurm(cluster, config)
     slurm_seconds = time.monotonic() - start
     assert run.returncode == 0, run.stderr[-5000:]
-    print(f"same config: local {local_seconds:.0f} s, through Slurm {slurm_seconds:.0f} s")
+    print(f"one profile locally {local_seconds:.0f} s; two profiles at once through Slurm "
+          f"{slurm_seconds:.0f} s")
 
-    # The same cells with the same accuracy; CUDA cells went to the GPU node type and found no
-    # CUDA device there (this cluster's node has none), as they do locally.
-    here, there = accuracy_rows(local), accuracy_rows(cluster)
-    pd.testing.assert_frame_equal(here, there)
-    cpu = there[there.device == "cpu"]
-    assert len(cpu) == 4 and set(cpu.status) == {"ok"}
-    assert set(there[there.device == "cuda"].status) == {"skipped"}
-    csv = pd.read_csv(cluster / "reports" / PROFILE / "results.csv")
-    assert csv[csv.device == "cpu"].parity_min_cosine.gt(0.9999).all()
-    assert csv[csv.device == "cpu"].latency_ms_median.gt(0).all()
+    # Each profile has its own docs, with the same cells and accuracy as the local run. Its
+    # CUDA cells were written as skipped: on the CPU node type without a job (it has no
+    # GPU); on the GPU node type by their jobs (this cluster's node has no CUDA device).
+    here = accuracy_rows(local, GPU_NODE)
+    for profile in (CPU_NODE, GPU_NODE):
+        pd.testing.assert_frame_equal(here, accuracy_rows(cluster, profile))
+        csv = results(cluster, profile)
+        cpu, cuda = csv[csv.device == "cpu"], csv[csv.device == "cuda"]
+        assert len(cpu) == 4 and set(cpu.status) == {"ok"} and set(cuda.status) == {"skipped"}
+        assert cpu.parity_min_cosine.gt(0.9999).all() and cpu.latency_ms_median.gt(0).all()
+        why = "has no GPU (cluster.slurm-cpu.gpus is 0" if profile == CPU_NODE else \
+            "no CUDA device"
+        assert cuda.reason.str.contains(why, regex=False).all(), cuda.reason
+    index = (cluster / "reports" / "README.md").read_text()  # the machines side by side
+    assert f"[{CPU_NODE}]({CPU_NODE}/README.md)" in index
+    assert f"[{GPU_NODE}]({GPU_NODE}/README.md)" in index
 
-    # Every step but the downloads and the docs ran as a Slurm job on the profile's node type,
-    # each asking for the memory and time limit its rule declares; measurements exclusive.
+    # Every step but the downloads, the skipped records and the docs ran as a Slurm job on
+    # its profile's node type, each asking for the memory and time limit its rule declares;
+    # measurements exclusive.
     jobs = [row for row in sacct("JobID", "Partition", "Comment", "ReqMem", "Timelimit",
                                  "State")
             if row[0] not in jobs_before]
@@ -107,20 +125,23 @@ def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path
              for _, _, comment, *_ in jobs]
     assert {"synthetic_dataset", "export_onnx", "reference_outputs", "measure",
             "evaluate"} <= set(rules)
-    assert not {"fetch_checkpoint", "report", "publish"} & set(rules)
-    assert {partition for _, partition, *_ in jobs} == {"gpu"}
+    assert not {"fetch_checkpoint", "unavailable_cells", "report", "publish"} & set(rules)
     assert {state for *_, state in jobs} == {"COMPLETED"}
+    partitions = {CPU_NODE: "cpu", GPU_NODE: "gpu", None: "cpu"}  # shared: the first's
+    for _, partition, comment, *_ in jobs:
+        assert partition == partitions[job_profile(comment)], comment
     measure = [job for job, rule in zip(jobs, rules, strict=True) if rule == "measure"]
-    assert len(measure) == 8 and {(m[3], m[4]) for m in measure} == {("8G", "01:00:00")}
+    assert {(m[3], m[4]) for m in measure} == {("8G", "01:00:00")}
+    assert sorted(job_profile(m[2]) for m in measure) == [CPU_NODE] * 4 + [GPU_NODE] * 8
     for job, *_ in measure:  # the controller keeps finished jobs (MinJobAge)
         shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True,
                                text=True, check=True).stdout
         assert "OverSubscribe=NO" in shown, shown  # --exclusive: the node to itself
 
     # A job killed by Slurm fails with Slurm's reason and leaves no output; the other cells
-    # complete, and the next invocation reruns it.
-    again = {**copy.deepcopy(config), "run": "again"}
-    victim = (cluster / "results" / PROFILE / "again" / "measure" / "fast_scnn_shapes"
+    # complete, and the next invocation reruns it. First scancel, then the time limit.
+    again = {**copy.deepcopy(config), "profile": GPU_NODE, "run": "again"}
+    victim = (cluster / "results" / GPU_NODE / "again" / "measure" / "fast_scnn_shapes"
               / "192x192" / "cpu" / "onnxruntime-fp32-b1-r1.json")
     killed = tmp_path / "killed.log"
     with killed.open("w") as log:
@@ -132,10 +153,26 @@ def test_the_pipeline_on_slurm_matches_a_local_run(slurm_cluster: None, tmp_path
     text = killed.read_text()
     assert f"SLURM-job '{job}' failed, SLURM status is: 'CANCELLED'" in text, text[-3000:]
     assert not victim.exists()
+    assert (victim.parent / "pytorch-fp32-b1-r1.json").is_file()  # the other cells completed
+
+    # A measurement that outlasts its rule's time limit (here 1 minute, its timing asked to
+    # take 3) is killed by Slurm: TIMEOUT, and still no output.
+    slow = {**copy.deepcopy(again), "measure": {**again["measure"], "min_seconds": 180,
+                                                "max_seconds": 240}}
+    start = time.monotonic()
+    run = slurm(cluster, slow, str(victim.relative_to(cluster)), "--set-resources",
+                "measure:runtime=1")
+    assert run.returncode != 0
+    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'TIMEOUT'",
+                     run.stdout + run.stderr), (run.stdout + run.stderr)[-3000:]
+    assert not victim.exists()
+    print(f"killed at its time limit after {time.monotonic() - start:.0f} s")
+
     run = slurm(cluster, again)
     assert run.returncode == 0, run.stderr[-5000:]
     assert victim.is_file()
-    assert "measure:" in run.stdout + run.stderr and accuracy_rows(cluster).equals(there)
+    assert "measure:" in run.stdout + run.stderr
+    assert accuracy_rows(cluster, GPU_NODE).equals(here)
 
 
 def wait_for_job(model: str, backend: str, device: str, run: subprocess.Popen[str],
@@ -148,8 +185,8 @@ def wait_for_job(model: str, backend: str, device: str, run: subprocess.Popen[st
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             job, comment = line.split("|", 1)
-            # rule_measure_wildcards_<model>_<shape>_<device>_<backend>_<precision>_...
-            if (comment.startswith(f"rule_measure_wildcards_{model}_")
+            # rule_measure_wildcards_<profile>_<model>_<shape>_<device>_<backend>_<precision>_...
+            if (comment.startswith("rule_measure_wildcards_") and f"_{model}_" in comment
                     and f"_{device}_{backend}_" in comment):
                 return job
         time.sleep(0.5)

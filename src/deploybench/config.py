@@ -281,6 +281,8 @@ class Plan:
     @property
     def profile(self) -> str:
         profile = self.config["profile"]
+        if isinstance(profile, list):
+            raise TypeError("a Plan is of one hardware profile: make it with profile_plans()")
         return hardware_profile() if profile == "auto" else profile
 
     @property
@@ -477,6 +479,23 @@ class Plan:
         exports = [self.export_result(m, s) for m, s in self.exported()]
         exports += [self.build_result(*build) for build in self.builds()]
         return exports + [path for c in self.cells() for _, path in self.cell_results(c)]
+
+
+def profiles(config: dict[str, Any]) -> list[str]:
+    """The hardware profiles a run measures: `profile`, one name (or "auto") or several."""
+    chosen = config["profile"]
+    return [hardware_profile() if name == "auto" else name
+            for name in (chosen if isinstance(chosen, list) else [chosen])]
+
+
+def profile_plans(config: dict[str, Any]) -> dict[str, Plan]:
+    """A Plan for each profile the run measures, in the configured order."""
+    return {name: Plan({**config, "profile": name}) for name in profiles(config)}
+
+
+def wildcard_plan(config: dict[str, Any]) -> Plan:
+    """The plan whose paths hold a `{profile}` wildcard: the rules' output patterns."""
+    return Plan({**config, "profile": "{profile}"})
 
 
 def container_prefix(config: dict[str, Any]) -> str:

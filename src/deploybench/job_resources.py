@@ -11,6 +11,7 @@ so that the cells of one profile never run on another's nodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,23 +37,61 @@ STEPS: dict[str, StepNeeds] = {
 # A cluster job's request keys that name where it runs (the executor plugin's resources).
 NODE_KEYS = ("slurm_partition", "constraint", "slurm_account", "qos")
 
+Node = dict[str, str]
 
-def node_request(config: dict[str, Any], profile: str, remote: bool) -> dict[str, str]:
-    """The node type of `profile` on a cluster (`remote`): its `cluster.<profile>` entry. An
-    error where a cluster run's profile has none: its jobs could land on any node."""
+
+def node_requests(config: dict[str, Any], profiles: list[str], remote: bool) -> dict[str, Node]:
+    """Each hardware profile's node type on a cluster (`remote`): its `cluster.<profile>`
+    entry. Errors where a profile has none (its jobs could land on any node), and where a run
+    of several profiles is not a cluster run: one machine is one profile."""
     if not remote:
+        if len(profiles) > 1:
+            raise UserError(
+                f"profile lists {len(profiles)} hardware profiles ({', '.join(profiles)}), but "
+                "this run's jobs all run on this machine, which is one of them at most: run "
+                "one profile here (`--config profile=<profile>`), or several on a cluster, "
+                "each on its node type (`--profile profiles/slurm`; README, \"Scale out\")")
         return {}
-    entry = (config.get("cluster") or {}).get(profile)
-    if entry is None:
+    clusters = config.get("cluster") or {}
+    missing = [p for p in profiles if p not in clusters]
+    if missing:
         raise UserError(
-            f"hardware profile {profile!r} has no node type for the cluster: add "
-            f"`cluster: {{{profile}: {{slurm_partition: <partition>}}}}` to the config (and "
-            "`constraint: <feature>` where a partition mixes node types), or set `profile` to "
-            "one that has one; see README, \"Scale out\"")
-    return {k: str(v) for k, v in entry.items() if k in NODE_KEYS}
+            f"hardware profile(s) {', '.join(map(repr, missing))} have no node type for the "
+            f"cluster: add `cluster: {{{missing[0]}: {{slurm_partition: <partition>}}}}` to the "
+            "config (and `constraint: <feature>` where a partition mixes node types, `gpus: "
+            "<per node>` where it has GPUs), or run a profile that has one; see README, "
+            "\"Scale out\"")
+    return {p: {k: str(v) for k, v in clusters[p].items() if k in NODE_KEYS} for p in profiles}
 
 
-def step_resources(step: str, node: dict[str, str]) -> dict[str, Any]:
-    """A rule's `resources:` for `step` (see STEPS), with the node type on a cluster."""
+def node_type_reason(config: dict[str, Any], profile: str) -> Callable[[str, str, str], str]:
+    """(backend, device, precision) -> why `profile`'s node type cannot run it, or "" where it
+    may (the job then checks its node). A node type without GPUs runs no CUDA cell, and
+    builds nothing that only TensorRT uses (its QDQ model)."""
+    gpus = (config.get("cluster") or {}).get(profile, {}).get("gpus", 0)
+
+    def reason(backend: str, device: str, precision: str) -> str:
+        if gpus or (device != "cuda" and backend != "qdq"):
+            return ""
+        return (f"the node type of profile {profile} has no GPU (cluster.{profile}.gpus is 0; "
+                "set it to the GPUs per node where it has some)")
+
+    return reason
+
+
+def step_resources(step: str, nodes: dict[str, Node], shared: bool = False) -> dict[str, Any]:
+    """A rule's `resources:` for `step` (see STEPS), with the node type of the job's profile
+    on a cluster: the `profile` wildcard's, or for a `shared` step (no profile of its own,
+    e.g. the synthetic dataset) the first profile's."""
     needs = STEPS[step]
-    return {"mem_mb": needs.mem_mb, "runtime": needs.runtime, **node}
+    resources: dict[str, Any] = {"mem_mb": needs.mem_mb, "runtime": needs.runtime}
+    if shared:
+        return {**resources, **next(iter(nodes.values()), {})}
+    for key in sorted({k for node in nodes.values() for k in node}):
+        resources[key] = _of_profile(nodes, key)
+    return resources
+
+
+def _of_profile(nodes: dict[str, Node], key: str) -> Any:
+    # None where the job's profile does not set it: the executor then leaves the flag out.
+    return lambda wildcards: nodes[wildcards.profile].get(key)

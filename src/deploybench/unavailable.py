@@ -5,16 +5,23 @@ job of its own that starts Python, imports torch and writes one "skipped" record
 `unavailable_cells` rule writes them all at once instead; the report shows them as before.
 The rule's outputs come from the same Plan as this module's, and its `machine` param holds the
 reasons, so a machine that gains a GPU moves those files back to their own rules and reruns them.
+
+On a cluster the machine is a node type: what its profile's `cluster` entry says it lacks (a
+GPU) is written here, on the submit host, instead of becoming jobs; the rest each job decides.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from deploybench.atomic import write_json
 from deploybench.config import BUILDS, Plan
 from deploybench.results import Cell, record
+
+# (backend, device, precision) -> why it cannot run, or "" where it can
+Reason = Callable[[str, str, str], str]
 
 
 @functools.cache
@@ -25,12 +32,13 @@ def machine_reason(backend: str, device: str, precision: str) -> str:
     return skip_reason(backend, precision, device)
 
 
-def unavailable_cells(plan: Plan) -> list[Cell]:
-    return [c for c in plan.cells() if machine_reason(c.backend, c.device, c.precision)]
+def unavailable_cells(plan: Plan, reason: Reason = machine_reason) -> list[Cell]:
+    return [c for c in plan.cells() if reason(c.backend, c.device, c.precision)]
 
 
-def unavailable_builds(plan: Plan) -> list[tuple[str, str, str, str, str]]:
-    return [b for b in plan.builds() if machine_reason(*b[2:])]
+def unavailable_builds(plan: Plan, reason: Reason = machine_reason
+                       ) -> list[tuple[str, str, str, str, str]]:
+    return [b for b in plan.builds() if reason(*b[2:])]
 
 
 def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]:
@@ -41,37 +49,36 @@ def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]
     return [*files, plan.build_result(*build)]
 
 
-def outputs(plan: Plan) -> list[str]:
+def outputs(plan: Plan, reason: Reason = machine_reason) -> list[str]:
     """Every file the `unavailable_cells` rule writes (empty: the rule is not defined)."""
-    files = [path for c in unavailable_cells(plan) for _, path in plan.cell_results(c)]
-    return files + [f for b in unavailable_builds(plan) for f in _build_files(plan, b)]
+    files = [path for c in unavailable_cells(plan, reason) for _, path in plan.cell_results(c)]
+    return files + [f for b in unavailable_builds(plan, reason) for f in _build_files(plan, b)]
 
 
-def reasons(plan: Plan) -> dict[str, str]:
+def reasons(plan: Plan, reason: Reason = machine_reason) -> dict[str, str]:
     """backend/device/precision -> why this machine cannot run it (the rule's `machine` param)."""
-    combos = {(c.backend, c.device, c.precision) for c in unavailable_cells(plan)}
-    combos |= {b[2:] for b in unavailable_builds(plan)}
-    return {"/".join(k): machine_reason(*k) for k in sorted(combos)}
+    combos = {(c.backend, c.device, c.precision) for c in unavailable_cells(plan, reason)}
+    combos |= {b[2:] for b in unavailable_builds(plan, reason)}
+    return {"/".join(k): reason(*k) for k in sorted(combos)}
 
 
-def write_unavailable(plan: Plan) -> int:
+def write_unavailable(plan: Plan, reason: Reason = machine_reason) -> int:
     """Write every unavailable cell's and build's records (and empty build artifacts, the
     outputs their rules promise); returns how many records."""
     count = 0
-    for cell in unavailable_cells(plan):
-        reason = machine_reason(cell.backend, cell.device, cell.precision)
+    for cell in unavailable_cells(plan, reason):
+        why = reason(cell.backend, cell.device, cell.precision)
         for step, path in plan.cell_results(cell):
-            write_json(path, record(step, cell, "skipped", reason, {}, {"device": cell.device}))
+            write_json(path, record(step, cell, "skipped", why, {}, {"device": cell.device}))
             count += 1
     from deploybench.export.build import placeholder
 
-    for build in unavailable_builds(plan):
+    for build in unavailable_builds(plan, reason):
         model, shape, backend, device, precision = build
         cell = Cell(model, plan.model(model)["task"], backend, precision, 1, device, shape)
         placeholder(Path(plan.built(*build)))
-        reason = machine_reason(backend, device, precision)
         settings = {"device": device, "artifact": BUILDS[backend, device, precision]}
-        write_json(plan.build_result(*build), record("build", cell, "skipped", reason, {},
-                                                     settings))
+        write_json(plan.build_result(*build), record(
+            "build", cell, "skipped", reason(backend, device, precision), {}, settings))
         count += 1
     return count

@@ -14,10 +14,10 @@ def machine_state(backend, device, precision):
     return machine_reason(backend, device, precision) or "available"
 
 
-def build_command(backend, device, precision):
+def build_command(plan, backend, device, precision):
     b = config["build"]
     cache = b["tensorrt_timing_cache"]
-    cache = cache and os.path.join(PLAN.results_dir(), cache)
+    cache = cache and os.path.join(plan.results_dir(), cache)
     return (
         f"deploybench build --backend {backend} --device {device} --precision {precision}"
         f" --calibration-images {b['calibration_images']}"
@@ -29,7 +29,7 @@ def build_command(backend, device, precision):
 
 
 def build_source(backend, device, precision):
-    return lambda w: PLAN.build_source(w.model, w.shape, backend, device, precision)
+    return lambda w: plan(w).build_source(w.model, w.shape, backend, device, precision)
 
 
 rule quantize_onnxruntime_int8:
@@ -40,14 +40,14 @@ rule quantize_onnxruntime_int8:
         model=PLAN.built("{model}", "{shape}", "onnxruntime", "cpu", "int8"),
         result=PLAN.build_result("{model}", "{shape}", "onnxruntime", "cpu", "int8"),
     log:
-        "logs/build/{model}/{shape}/onnxruntime-cpu-int8.log",
+        "logs/{profile}/build/{model}/{shape}/onnxruntime-cpu-int8.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:
-        **step_resources("build", NODE),
+        **step_resources("build", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
-        build=build_command("onnxruntime", "cpu", "int8"),
+        build=lambda w: build_command(plan(w), "onnxruntime", "cpu", "int8"),
         machine=machine_state("onnxruntime", "cpu", "int8"),
     shell:
         "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
@@ -64,14 +64,14 @@ rule quantize_tensorrt_qdq:
         model=PLAN.built("{model}", "{shape}", "qdq", "cpu", "int8"),
         result=PLAN.build_result("{model}", "{shape}", "qdq", "cpu", "int8"),
     log:
-        "logs/build/{model}/{shape}/tensorrt-int8-qdq.log",
+        "logs/{profile}/build/{model}/{shape}/tensorrt-int8-qdq.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:
-        **step_resources("build", NODE),
+        **step_resources("build", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
-        build=build_command("qdq", "cpu", "int8"),
+        build=lambda w: build_command(plan(w), "qdq", "cpu", "int8"),
         machine=machine_state("qdq", "cpu", "int8"),
     shell:
         "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
@@ -86,14 +86,14 @@ rule convert_onnxruntime_fp16:
         model=PLAN.built("{model}", "{shape}", "onnxruntime", "cuda", "fp16"),
         result=PLAN.build_result("{model}", "{shape}", "onnxruntime", "cuda", "fp16"),
     log:
-        "logs/build/{model}/{shape}/onnxruntime-cuda-fp16.log",
+        "logs/{profile}/build/{model}/{shape}/onnxruntime-cuda-fp16.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:
-        **step_resources("build", NODE),
+        **step_resources("build", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
-        build=build_command("onnxruntime", "cuda", "fp16"),
+        build=lambda w: build_command(plan(w), "onnxruntime", "cuda", "fp16"),
         machine=machine_state("onnxruntime", "cuda", "fp16"),
     shell:
         "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
@@ -111,14 +111,14 @@ rule quantize_openvino_int8:
         ),
         result=PLAN.build_result("{model}", "{shape}", "openvino", "cpu", "int8"),
     log:
-        "logs/build/{model}/{shape}/openvino-cpu-int8.log",
+        "logs/{profile}/build/{model}/{shape}/openvino-cpu-int8.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:
-        **step_resources("build", NODE),
+        **step_resources("build", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
-        build=build_command("openvino", "cpu", "int8"),
+        build=lambda w: build_command(plan(w), "openvino", "cpu", "int8"),
         machine=machine_state("openvino", "cpu", "int8"),
     shell:
         "{params.build} {params.model} --onnx {input.source:q} --artifact {output.model:q}"
@@ -128,7 +128,7 @@ rule quantize_openvino_int8:
 rule build_tensorrt_engine:
     input:
         unpack(model_inputs),
-        source=lambda w: PLAN.build_source(
+        source=lambda w: plan(w).build_source(
             w.model, w.shape, "tensorrt", "cuda", w.precision
         ),
     output:
@@ -136,16 +136,16 @@ rule build_tensorrt_engine:
         result=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/tensorrt-{{precision}}.json",
     log:
         # The build log is kept: TensorRT's warnings say which layers fell back and why.
-        "logs/build/{model}/{shape}/tensorrt-cuda-{precision}.log",
+        "logs/{profile}/build/{model}/{shape}/tensorrt-cuda-{precision}.log",
     wildcard_constraints:
         shape=SHAPE,
         precision="fp32|fp16|int8",
     resources:
-        **step_resources("build", NODE),
+        **step_resources("build", NODES),
         gpu=1,
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
-        build=lambda w: build_command("tensorrt", "cuda", w.precision),
+        build=lambda w: build_command(plan(w), "tensorrt", "cuda", w.precision),
         machine=lambda w: machine_state("tensorrt", "cuda", w.precision),
         max_batch=lambda w: PLAN.max_batch(w.model),
     shell:

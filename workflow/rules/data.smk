@@ -12,7 +12,7 @@ rule synthetic_dataset:
     wildcard_constraints:
         dataset="|".join(SYNTHETIC) or "^$",
     resources:
-        **step_resources("data", NODE),
+        **step_resources("data", NODES, shared=True),
     params:
         spec=lambda w: config["datasets"][w.dataset],
     shell:
@@ -29,7 +29,7 @@ rule download_dataset:
     wildcard_constraints:
         dataset="|".join(DOWNLOADED) or "^$",
     resources:
-        **step_resources("data", NODE),
+        **step_resources("data", NODES, shared=True),
     params:
         archives=lambda w: PLAN.archive_args(w.dataset),
     shell:

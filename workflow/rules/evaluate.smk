@@ -4,12 +4,12 @@ rule reference_outputs:
     output:
         PLAN.reference("{model}", "{shape}"),
     log:
-        "logs/reference/{model}/{shape}.log",
+        "logs/{profile}/reference/{model}/{shape}.log",
     wildcard_constraints:
         shape=SHAPE,
     threads: 1
     resources:
-        **step_resources("reference", NODE),
+        **step_resources("reference", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         images=config["parity"]["images"],
@@ -35,7 +35,7 @@ rule evaluate:
         # the metric per image, for the report's bootstrap of the drop vs PyTorch fp32
         images=f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.images.npz",
     log:
-        "logs/evaluate/{model}/{shape}/{device}/{backend}-{precision}-b{batch}.log",
+        "logs/{profile}/evaluate/{model}/{shape}/{device}/{backend}-{precision}-b{batch}.log",
     wildcard_constraints:
         shape=SHAPE,
         device="cpu|cuda",
@@ -44,7 +44,7 @@ rule evaluate:
         batch="1",
     threads: 1
     resources:
-        **step_resources("evaluate", NODE),
+        **step_resources("evaluate", NODES),
         gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),

@@ -21,11 +21,11 @@ rule export_onnx:
         saved_input=PLAN.saved_input("{model}", "{shape}"),
         result=PLAN.export_result("{model}", "{shape}"),
     log:
-        "logs/export/{model}/{shape}.log",
+        "logs/{profile}/export/{model}/{shape}.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:
-        **step_resources("export", NODE),
+        **step_resources("export", NODES),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         opset=config["export"]["opset"],

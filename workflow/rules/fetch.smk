@@ -4,7 +4,7 @@ rule fetch_checkpoint:
     log:
         "logs/fetch/{model}.log",
     resources:
-        **step_resources("fetch", NODE),
+        **step_resources("fetch", NODES, shared=True),
     params:
         url=lambda w: PLAN.model(w.model)["checkpoint"]["url"],
         checksum=lambda w: PLAN.checksum_args(w.model),

@@ -5,7 +5,7 @@ from deploybench.measure.run import FILE_BACKENDS
 
 def cell_inputs(w):
     inputs = model_inputs(w)
-    artifact = PLAN.artifact(w.model, w.shape, w.backend, w.device, w.precision)
+    artifact = plan(w).artifact(w.model, w.shape, w.backend, w.device, w.precision)
     if artifact:
         inputs["artifact"] = artifact
     return inputs
@@ -15,7 +15,7 @@ def measure_inputs(w):
     """A model file's repeats after the first are timed on the export's saved input."""
     inputs = cell_inputs(w)
     if w.backend in FILE_BACKENDS:
-        inputs["saved_input"] = PLAN.saved_input(w.model, w.shape)
+        inputs["saved_input"] = plan(w).saved_input(w.model, w.shape)
     return inputs
 
 
@@ -64,7 +64,7 @@ rule measure:
     output:
         f"{PLAN.results_dir()}/measure/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
     log:
-        "logs/measure/{model}/{shape}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
+        "logs/{profile}/measure/{model}/{shape}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
     wildcard_constraints:
         shape=SHAPE,
         device="cpu|cuda",
@@ -77,7 +77,7 @@ rule measure:
     priority: lambda w: config["measure"]["repeats"] - int(w.repeat)
     threads: measure_threads
     resources:
-        **step_resources("measure", NODE),
+        **step_resources("measure", NODES),
         gpu=lambda w: int(w.device == "cuda"),
     params:
         model=lambda w: model_args(PLAN, w.model, w.shape),

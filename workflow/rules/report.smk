@@ -5,33 +5,33 @@ from pathlib import Path
 from deploybench.metric_bootstrap import per_image_path
 
 
-def report_command(results):
+def report_command(plan):
     strict = " --strict" if config["report"]["strict"] else ""
-    args = ["deploybench", "report", "--profile", PLAN.profile, "--run", PLAN.run]
+    args = ["deploybench", "report", "--profile", plan.profile, "--run", plan.run]
     args += [
         "--out-dir",
-        PLAN.run_report_dir(),
+        plan.run_report_dir(),
         "--gates",
         json.dumps(config["gates"], sort_keys=True),
     ]
-    return shlex.join(args) + strict + " " + shlex.join(results)
+    return shlex.join(args) + strict + " " + shlex.join(plan.all_results())
 
 
-def publish_command(stamp=""):
-    args = ["deploybench", "publish", "--run-report", PLAN.run_report_dir()]
-    args += ["--to", PLAN.published_dir(), "--profile", PLAN.profile, "--run", PLAN.run]
+def publish_command(plan, stamp=""):
+    args = ["deploybench", "publish", "--run-report", plan.run_report_dir()]
+    args += ["--to", plan.published_dir(), "--profile", plan.profile, "--run", plan.run]
     args += ["--gates", json.dumps(config["gates"], sort_keys=True)]
     args += ["--stamp", stamp] if stamp else []
     return shlex.join(args)
 
 
-def per_image_files():
+def per_image_files(plan):
     """The evaluate step's per-image metric files, for the bootstrap of each accuracy drop
     (cells this machine cannot run have none)."""
     unavailable = set(UNAVAILABLE)
     return [
         str(per_image_path(r))
-        for r in PLAN.all_results()
+        for r in plan.all_results()
         if "/evaluate/" in r and r not in unavailable
     ]
 
@@ -48,14 +48,14 @@ def marked(path):
 
 rule report:
     input:
-        results=PLAN.all_results(),
-        per_image=per_image_files(),
+        results=lambda w: plan(w).all_results(),
+        per_image=lambda w: per_image_files(plan(w)),
     output:
         [marked(path) for path in PLAN.run_report_files()],
     log:
-        f"logs/report/{PLAN.profile}.log",
+        "logs/{profile}/report.log",
     params:
-        command=report_command(PLAN.all_results()),
+        command=lambda w: report_command(plan(w)),
     shell:
         "{params.command} > {log:q} 2>&1"
 
@@ -68,8 +68,8 @@ rule publish:
     output:
         PLAN.published_stamp(),
     log:
-        f"logs/publish/{PLAN.profile}.log",
+        "logs/{profile}/publish.log",
     params:
-        command=publish_command(PLAN.published_stamp()),
+        command=lambda w: publish_command(plan(w), plan(w).published_stamp()),
     shell:
         "{params.command} > {log:q} 2>&1"

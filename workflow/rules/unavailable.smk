@@ -1,13 +1,24 @@
 import json
 
-# Only where the steps run on this machine: in a container or on a cluster node the job
-# decides for itself.
-if STEPS_HERE:
-    from deploybench import unavailable
+from deploybench import unavailable
 
-    UNAVAILABLE = unavailable.outputs(PLAN)
-else:
-    UNAVAILABLE = []
+
+def unavailable_reason(profile):
+    """What decides here that a profile's cells cannot run: this machine, where the steps run
+    on it; on a cluster, what the profile's node type lacks (the jobs check the rest). In a
+    container each job decides for itself."""
+    if STEPS_HERE:
+        return unavailable.machine_reason
+    return node_type_reason(config, profile) if ON_CLUSTER else None
+
+
+REASONS = {p: unavailable_reason(p) for p in PLANS}
+UNAVAILABLE = [
+    path
+    for p, reason in REASONS.items()
+    if reason
+    for path in unavailable.outputs(PLANS[p], reason)
+]
 
 
 if UNAVAILABLE:
@@ -21,17 +32,28 @@ if UNAVAILABLE:
         output:
             UNAVAILABLE,
         log:
-            f"logs/unavailable/{PLAN.profile}.log",
+            "logs/unavailable.log",
         threads: 1
         params:
-            machine=json.dumps(unavailable.reasons(PLAN), sort_keys=True),
+            machine=json.dumps(
+                {p: unavailable.reasons(PLANS[p], r) for p, r in REASONS.items() if r},
+                sort_keys=True,
+            ),
         run:
-            count = unavailable.write_unavailable(PLAN)
+            count = sum(
+                unavailable.write_unavailable(PLANS[p], r)
+                for p, r in REASONS.items()
+                if r
+            )
             with open(log[0], "w") as f:
                 print(
                     f"wrote {count} skipped records: cells and builds this machine cannot run",
                     file=f,
                 )
+
+    # Written on the machine Snakemake runs on, also on a cluster: nothing is run.
+    localrules:
+        unavailable_cells,
 
     ruleorder: unavailable_cells > measure
     ruleorder: unavailable_cells > evaluate

@@ -58,6 +58,14 @@ def _cell_from_path(path: str) -> dict[str, Any]:
             "batch": int(batch.removeprefix("b"))}
 
 
+def _logs_of(path: str) -> str:
+    """Where the logs of a missing result's step are: results/<profile>/<run>/<step>/<model>/
+    ... has its logs in logs/<profile>/<step>/<model>/."""
+    parts = Path(path).parts
+    profile = parts[-7] if len(parts) >= 7 and parts[-8:-7] == ("results",) else ""
+    return str(Path("logs", profile, parts[-5], parts[-4])) + "/"
+
+
 def read_records(paths: list[str]) -> list[dict[str, Any]]:
     """The records at `paths`, in order. A cell's result that is missing (the step never ran, or
     a step before it failed) becomes a failed record marked `missing`, its cell read from the
@@ -69,7 +77,8 @@ def read_records(paths: list[str]) -> list[dict[str, Any]]:
             records.append(result)
         elif step_of(path) in ("measure", "evaluate"):
             records.append({"step": step_of(path), "cell": _cell_from_path(path),
-                            "status": "failed", "reason": "", "missing": True, "settings": {}})
+                            "status": "failed", "reason": "", "missing": True, "settings": {},
+                            "logs": _logs_of(path)})
     return records
 
 
@@ -114,7 +123,7 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
             why = upstream.get((cell["model"], cell["resolution"], cell["backend"],
                                 cell["device"], cell["precision"])) or upstream.get(
                 (cell["model"], cell["resolution"]), f"it or a step before it failed; see "
-                f"logs/{step}/{cell['model']}/ and logs/fetch/")
+                f"{result['logs']} and logs/fetch/")
             _mark(row, "failed", step, f"no result ({why})")
             continue
         _provenance_columns(row, result)
