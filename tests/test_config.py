@@ -243,6 +243,13 @@ def test_unsafe_names_are_refused(config: dict, name: str) -> None:
         validate(config)
     with pytest.raises(UserError, match=r"profile: value '\.\.' is not valid"):
         validate({**copy.deepcopy(DEFAULT_CONFIG), "profile": ".."})
+    # A list of profiles (a cluster run): names each, distinct, and "auto" names no node type.
+    for profiles in (["h100", name], ["auto", "h100"], ["h100", "h100"], []):
+        with pytest.raises(UserError, match=r"profile: value .* is not valid; expected a "
+                                            r"hardware profile's name .* a list of distinct"):
+            validate({**copy.deepcopy(DEFAULT_CONFIG), "profile": profiles})
+    assert validate({**copy.deepcopy(DEFAULT_CONFIG), "profile": ["h100", "a10"]})["profile"] \
+        == ["h100", "a10"]
 
 
 def test_name_pattern_is_the_schemas() -> None:
