@@ -12,11 +12,11 @@ def unavailable_reason(profile):
     return node_type_reason(config, profile) if ON_CLUSTER else None
 
 
-REASONS = {p: unavailable_reason(p) for p in PLANS}
+# profile -> what decides its unavailable cells, for the profiles where this process decides
+REASONS = {p: r for p in PLANS if (r := unavailable_reason(p))}
 UNAVAILABLE = [
     path
     for p, reason in REASONS.items()
-    if reason
     for path in unavailable.outputs(PLANS[p], reason)
 ]
 
@@ -36,14 +36,13 @@ if UNAVAILABLE:
         threads: 1
         params:
             machine=json.dumps(
-                {p: unavailable.reasons(PLANS[p], r) for p, r in REASONS.items() if r},
+                {p: unavailable.reasons(PLANS[p], r) for p, r in REASONS.items()},
                 sort_keys=True,
             ),
         run:
             count = sum(
                 unavailable.write_unavailable(PLANS[p], r)
                 for p, r in REASONS.items()
-                if r
             )
             with open(log[0], "w") as f:
                 print(
