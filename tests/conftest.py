@@ -26,6 +26,17 @@ def checkpoint_path(name: str) -> Path:
     return REPO / DEFAULT_CONFIG["models"][name]["checkpoint"]["url"].removeprefix("file:")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Free disk, first: a run that fills the disk fails in whichever test comes next."""
+    import shutil
+    import tempfile
+
+    free = {where: shutil.disk_usage(where).free / 2**30
+            for where in (tempfile.gettempdir(), str(REPO))}
+    return "disk free: " + ", ".join(f"{gib:.1f} GiB under {where}"
+                                     for where, gib in free.items())
+
+
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Same generator and seed as the default, a few images: the val split is identical."""
@@ -60,11 +71,12 @@ def instance_segmentor():
 @pytest.fixture(scope="session")
 def cpu_image() -> tuple[str, str]:
     """(name, base) of the cpu image of this checkout, built on a locally made base."""
-    from deploybench.container.image import ImageSpec, build_image
+    from deploybench.container.image import ImageSpec, build_image, prune_images
 
     from .docker_engine import ensure_engine, local_base
 
     ensure_engine()
     base = local_base()
     name, _, _ = build_image(ImageSpec("cpu", base))
+    prune_images(ImageSpec("cpu", base))  # each change of the tree builds one: keep the disk
     return name, base

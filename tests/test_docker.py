@@ -85,15 +85,45 @@ def test_image_not_matching_its_pin(cpu_image: tuple[str, str]) -> None:
         client.images.remove(spec.name())
 
 
+def test_prune_removes_older_definitions_only(cpu_image: tuple[str, str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """An image of an older definition is removed; this checkout's, and an old one that a
+    container still uses, are kept."""
+    client = docker_client()
+    name, base = cpu_image
+    client.images.get(name).tag("deploybench-cpu", "0ld0000000000000")
+    scratch = client.containers.create(base, ["true"])
+    scratch.commit("deploybench-cpu", "1nuse00000000000")  # an image of its own
+    scratch.remove()
+    user = client.containers.create("deploybench-cpu:1nuse00000000000", ["true"])
+    try:
+        assert main(["image", "prune", "--target", "cpu", "--base", base]) == 0
+        out = capsys.readouterr().out
+        assert "removed deploybench-cpu:0ld0000000000000" in out
+        assert "kept deploybench-cpu:1nuse00000000000 (" in out and "1 removed" in out
+        tags = {t for i in client.images.list(name="deploybench-cpu") for t in i.tags}
+        assert name in tags and "deploybench-cpu:0ld0000000000000" not in tags
+        assert client.images.get(base)  # another repository: untouched
+    finally:
+        user.remove(force=True)
+        for tag in ("deploybench-cpu:0ld0000000000000", "deploybench-cpu:1nuse00000000000"):
+            if any(tag in i.tags for i in client.images.list(name="deploybench-cpu")):
+                client.images.remove(tag)
+
+
 def test_gpu_request_without_nvidia_runtime(cpu_image: tuple[str, str], tmp_path: Path,
                                             capfd: pytest.CaptureFixture[str]) -> None:
     """The engine's own answer is translated, and the step runs without the GPU: its cell is
     skipped with that reason, as on a machine with no GPU."""
+    client = docker_client()
+    before = {c.id for c in client.containers.list(all=True)}
     code = run_step(["python3", "-c", "import os; print(os.environ['DEPLOYBENCH_NO_GPU'])",
                      "--device", "cuda"], ImageSpec("cpu", cpu_image[1]), workdir=tmp_path)
     out, err = capfd.readouterr()
     assert code == 0
     assert "could not select device driver" in err and "NVIDIA Container Toolkit" in out
+    # Neither container is left: the one the engine could not start, nor the one that ran.
+    assert {c.id for c in client.containers.list(all=True)} == before
 
 
 def test_killed_container_fails_with_the_reason_and_no_partial_output(

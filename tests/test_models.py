@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -197,10 +198,20 @@ def test_torch_compile_matches_pytorch(small_dataset: Path) -> None:
     _, sample, _ = next(segmentor.batches(segmentor.dataset(small_dataset)))
     x = np.ascontiguousarray(sample.numpy())
     reference = get_backend("pytorch").load(segmentor, None, "fp32", "cpu", 2).infer(x)
-    runner = get_backend("torch_compile").load(segmentor, None, "fp32", "cpu", 2)
-    for _ in range(2):  # the first call compiles (inductor, C++ on the CPU)
-        for a, b in zip(runner.infer(x), reference, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    folders = []
+    # A second runner in the same process gets a new folder, and runs although the first one's
+    # kernels (which inductor keeps loaded and reuses) were removed.
+    for _ in range(2):
+        runner = get_backend("torch_compile").load(segmentor, None, "fp32", "cpu", 2)
+        for _ in range(2):  # the first call compiles (inductor, C++ on the CPU)
+            for a, b in zip(runner.infer(x), reference, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+        folders.append(Path(runner.cache_dir))
+        if len(folders) == 1:
+            assert any(folders[0].rglob("*.so")), "inductor wrote no kernel to the runner's folder"
+        runner.close()
+        assert not folders[-1].exists()  # inductor's output is not left behind
+    assert folders[0] != folders[1] and "TORCHINDUCTOR_CACHE_DIR" not in os.environ
 
 
 def test_openvino_int8_by_nncf(segmentor, small_dataset: Path, tmp_path: Path) -> None:

@@ -304,11 +304,17 @@ def _cmd_container(args: argparse.Namespace) -> int:
 
 
 def _cmd_image(args: argparse.Namespace) -> int:
-    from deploybench.container.image import build_image
+    from deploybench.container.image import build_image, prune_images
 
     spec = _image_spec(args)
     if args.image_action == "name":
         print(spec.name())
+        return 0
+    if args.image_action == "prune":
+        removed, kept = prune_images(spec)
+        for line in [f"removed {tag}" for tag in removed] + [f"kept {tag}" for tag in kept]:
+            print(line)
+        print(f"{len(removed)} removed; this checkout's image {spec.name()} is kept")
         return 0
     name, image_id, built = build_image(spec, Path(args.wheelhouse) if args.wheelhouse else None)
     print(f"{'built' if built else 'up to date, not rebuilt:'} {name} {image_id}")
@@ -555,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(i)
     i.add_argument("--wheelhouse", help="where the cpu image's wheels are gathered "
                                         "(default .cache/wheelhouse)")
+    i = sub.add_parser("prune", help="remove this target's images other than this checkout's "
+                                     "(those of older definitions)")
+    _image_args(i)
     p.set_defaults(func=_cmd_image)
 
     p = steps.add_parser("fixture", help="the embedded default's models")

@@ -1,12 +1,16 @@
 """torch.compile (inductor), static shapes, compiled in the first call from cold caches.
 
 Caches are off so that the compile time measure records is what a fresh machine pays, whatever
-ran before; the C++ toolchain inductor needs on the CPU is part of the machine check.
+ran before; the C++ toolchain inductor needs on the CPU is part of the machine check. Inductor
+still writes the code it generates (about 100 MB a model) to its cache folder, which is never
+cleaned: each runner compiles into a folder of its own, removed when the runner closes.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,4 +41,25 @@ class TorchCompileBackend(Backend):
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        return TorchRunner(adapter.network, device, precision, prepare=compile_inductor)
+        return CompiledRunner(adapter.network, device, precision, prepare=compile_inductor)
+
+
+class CompiledRunner(TorchRunner):
+    """A TorchRunner whose inductor output goes to a folder of its own (a user's
+    TORCHINDUCTOR_CACHE_DIR is left alone and kept)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.cache_dir: str | None = None
+        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            self.cache_dir = tempfile.mkdtemp(prefix="deploybench-inductor-")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache_dir
+
+    def close(self) -> None:
+        if self.cache_dir is not None:
+            # The compiled kernels are loaded already: their files are no longer needed.
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+            if os.environ.get("TORCHINDUCTOR_CACHE_DIR") == self.cache_dir:
+                del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+            self.cache_dir = None
+        super().close()

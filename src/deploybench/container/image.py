@@ -189,3 +189,25 @@ def build_image(spec: ImageSpec, wheelhouse: Path | None = None) -> tuple[str, s
     finally:
         shutil.rmtree(house, ignore_errors=True)
     return name, client.images.get(name).id, True
+
+
+def prune_images(spec: ImageSpec) -> tuple[list[str], list[str]]:
+    """(removed, kept): the `deploybench-<target>` images other than this checkout's. Each
+    change of the definition names a new image, and the old ones (2-3 GB where the requirements
+    changed) would pile up on a runner; one that a container still uses is kept."""
+    import docker
+
+    client = docker_client()
+    current = spec.name()
+    removed: list[str] = []
+    kept: list[str] = []
+    for image in client.images.list(name=f"deploybench-{spec.target}"):
+        for tag in image.tags:
+            if tag == current or not tag.startswith(f"deploybench-{spec.target}:"):
+                continue
+            try:
+                client.images.remove(tag)  # an untag where another name shares the image
+                removed.append(tag)
+            except docker.errors.APIError as err:  # in use by a container: Docker refuses
+                kept.append(f"{tag} ({err.explanation or err})")
+    return removed, kept

@@ -76,6 +76,18 @@ def _kill_reason(state: dict[str, Any], code: int) -> str:
     return ""
 
 
+def _start(client: Any, image_id: str, options: dict[str, Any]) -> Any:
+    """A started container; one that the engine created but could not start (a GPU request
+    it cannot meet, say) is removed, not left behind in the `Created` state."""
+    container = client.containers.create(image_id, **options)
+    try:
+        container.start()
+    except BaseException:
+        container.remove(force=True)
+        raise
+    return container
+
+
 def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
              workdir: Path | None = None) -> int:
     """Run `argv` in the image of `spec`; returns its exit code."""
@@ -94,7 +106,7 @@ def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
             "DEPLOYBENCH_GIT_COMMIT": git_commit(), "HOME": "/tmp"}
     options: dict[str, Any] = {
         "command": list(argv), "working_dir": str(workdir), "volumes": _mounts(workdir),
-        "user": f"{os.getuid()}:{os.getgid()}", "environment": env, "detach": True,
+        "user": f"{os.getuid()}:{os.getgid()}", "environment": env,
         "shm_size": "2g", "init": True,  # the step is not PID 1: signals act as on a host
         "cpuset_cpus": ",".join(map(str, sorted(os.sched_getaffinity(0)))),
     }
@@ -104,7 +116,7 @@ def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
         options["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     outputs = _outputs(argv)
     try:
-        container = client.containers.run(image.id, **options)
+        container = _start(client, image.id, options)
     except docker.errors.APIError as err:
         if NO_GPU_RUNTIME not in str(err):
             raise UserError(f"starting {name} failed: {err.explanation or err}") from None
@@ -117,7 +129,7 @@ def run_step(argv: Sequence[str], spec: ImageSpec, memory: str | None = None,
         print(f"warning: {reason}; running without the GPU", file=sys.stderr)
         del options["device_requests"]
         options["environment"][NO_GPU_ENV] = reason
-        container = client.containers.run(image.id, **options)
+        container = _start(client, image.id, options)
     try:
         for chunk in container.logs(stream=True, follow=True):
             sys.stdout.buffer.write(chunk)
