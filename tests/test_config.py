@@ -127,6 +127,26 @@ def test_wrong_type_names_the_key(config: dict) -> None:
         validate(config)
 
 
+def test_a_nested_number_from_the_command_line_says_to_use_a_file(config: dict) -> None:
+    """Snakemake reads `--config key={nested: 1}` with YAML's BaseLoader: the 1 is a string."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    given = parse_config(["cluster={gpu-node: {gpus: 1}}", "measure={min_iters: many}"])
+    assert given["cluster"]["gpu-node"]["gpus"] == "1"
+    update_config(config, given)
+    config["profile"] = "gpu-node"
+    with pytest.raises(UserError) as error:
+        validate(config)
+    lines = str(error.value).splitlines()
+    hint = "if it was given with --config: Snakemake passes a value inside a mapping there as a "
+    gpus = next(line for line in lines if "cluster.gpu-node.gpus" in line)
+    assert "'1' is not of type 'integer'" in gpus and hint in gpus and "--configfile" in gpus
+    # A string that is no number in YAML either is just wrong: no hint.
+    iters = next(line for line in lines if "measure.min_iters" in line)
+    assert "'many' is not of type 'integer'" in iters and hint not in iters
+
+
 def test_unknown_key_is_named(config: dict) -> None:
     config["measure"]["min_itres"] = 3
     with pytest.raises(UserError, match=r"measure: .*'min_itres' was unexpected"):

@@ -76,7 +76,28 @@ def _message(error: jsonschema.ValidationError) -> str:
     if error.validator in ("oneOf", "anyOf", "pattern") and "description" in error.schema:
         what = "key" if "propertyNames" in error.schema_path else "value"
         return f"{what} {error.instance!r} is not valid; expected {error.schema['description']}"
+    if _string_from_cli(error):
+        return (f"{error.message}; if it was given with --config: Snakemake passes a value "
+                "inside a mapping there as a string, so set it in a YAML file given with "
+                "--configfile")
     return error.message
+
+
+_YAML_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,)}
+
+
+def _string_from_cli(error: jsonschema.ValidationError) -> bool:
+    """A string where a number or boolean belongs, which YAML would read as one: the shape
+    `--config 'key={nested: 1}'` gives (Snakemake reads it with YAML's BaseLoader)."""
+    wanted = error.validator_value if error.validator == "type" else None
+    if not isinstance(error.instance, str) or not isinstance(wanted, str | list):
+        return False
+    try:
+        parsed = yaml.safe_load(error.instance)
+    except yaml.YAMLError:
+        return False
+    return any(type(parsed) in _YAML_TYPES.get(t, ()) for t in  # bool is no integer here
+               ([wanted] if isinstance(wanted, str) else wanted))
 
 
 def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
