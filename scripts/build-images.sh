@@ -12,10 +12,15 @@ args=(--target "$target")
 deploybench image build "${args[@]}"
 name=$(deploybench image name "${args[@]}")
 mkdir -p artifacts
+# The name is this checkout's, not the image's first tag: an unchanged image that an older
+# definition also named (a revert) carries both.
 docker image inspect "$name" --format \
-  '{"name": "{{index .RepoTags 0}}", "id": "{{.Id}}", "repo_digests": {{json .RepoDigests}}, "labels": {{json .Config.Labels}}}' \
+  '{"name": "'"$name"'", "id": "{{.Id}}", "repo_digests": {{json .RepoDigests}}, "labels": {{json .Config.Labels}}}' \
   > artifacts/images.json
 cat artifacts/images.json
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
   printf '### Image\n\n```json\n%s\n```\n' "$(cat artifacts/images.json)" >> "$GITHUB_STEP_SUMMARY"
 fi
+# The runner keeps every image it built; those of older definitions go (one a container still
+# uses stays), or each change of envs/ would leave another CUDA image of many GB on its disk.
+deploybench image prune "${args[@]}"
