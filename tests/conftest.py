@@ -77,6 +77,7 @@ def cpu_image() -> tuple[str, str]:
 
     ensure_engine()
     base = local_base()
-    name, _, _ = build_image(ImageSpec("cpu", base))
-    prune_images(ImageSpec("cpu", base))  # each change of the tree builds one: keep the disk
+    spec = ImageSpec("cpu", base)
+    name, _, _ = build_image(spec)
+    prune_images(spec)  # each change of the tree builds one: keep the disk
     return name, base

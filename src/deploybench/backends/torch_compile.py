@@ -41,15 +41,15 @@ class TorchCompileBackend(Backend):
 
     def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
              threads: int) -> Runner:
-        return CompiledRunner(adapter.network, device, precision, prepare=compile_inductor)
+        return CompiledRunner(adapter.network, device, precision)
 
 
 class CompiledRunner(TorchRunner):
-    """A TorchRunner whose inductor output goes to a folder of its own (a user's
+    """A TorchRunner compiled by inductor, whose output goes to a folder of its own (a user's
     TORCHINDUCTOR_CACHE_DIR is left alone and kept)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, network: torch.nn.Module, device: str, precision: str) -> None:
+        super().__init__(network, device, precision, prepare=compile_inductor)
         self.cache_dir: str | None = None
         if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
             self.cache_dir = tempfile.mkdtemp(prefix="deploybench-inductor-")
