@@ -21,13 +21,18 @@ ENV = {"run": "local", "versions": {"python": "3.11.7", "torch": "2.13.0+cpu",
 
 def cell(model: str, backend: str, precision: str = "fp32", median: float | None = 10.0,
          ci: tuple[float, float] | None = None, status: str = "ok", reason: str = "",
-         device: str = "cpu", **extra: float) -> dict:
+         device: str = "cpu", x: tuple[float, float, float] | None = None,
+         **extra: float) -> dict:
+    """A results.csv row; `x`: the speed-up over PyTorch fp32 and its interval."""
     low, high = ci or ((median * 0.99, median * 1.01) if median else (None, None))
+    speedup = dict(zip(("speedup", "speedup_ci95_low", "speedup_ci95_high"), x, strict=True)) \
+        if x else {}
     return {"model": model, "task": "detection", "resolution": "160x160", "backend": backend,
             "device": device, "precision": precision, "batch": 1, "status": status,
             "reason": reason, "latency_ms_median": median if status == "ok" else None,
             "latency_ms_median_ci95_low": low if status == "ok" else None,
-            "latency_ms_median_ci95_high": high if status == "ok" else None, **extra}
+            "latency_ms_median_ci95_high": high if status == "ok" else None, **speedup,
+            **extra}
 
 
 def write(folder: Path, rows: list[dict], env: dict) -> Path:
@@ -37,41 +42,44 @@ def write(folder: Path, rows: list[dict], env: dict) -> Path:
     return folder
 
 
+REF = (1.0, 1.0, 1.0)
+
+
 @pytest.fixture
 def result_sets(tmp_path: Path) -> tuple[Path, Path]:
+    """The same machine; a package upgraded (onnxruntime)."""
     base = [
-        cell("det", "pytorch", median=30.0, bbox_mAP=0.712, parity_min_cosine=1.0),
-        cell("det", "onnxruntime", median=5.0, bbox_mAP=0.712, parity_min_cosine=1.0),
-        cell("det", "onnxruntime", "int8", median=12.0, bbox_mAP=0.710,
+        cell("det", "pytorch", median=30.0, x=REF, bbox_mAP=0.712, parity_min_cosine=1.0),
+        cell("det", "onnxruntime", median=5.0, x=(6.0, 5.9, 6.1), bbox_mAP=0.712,
+             parity_min_cosine=1.0),
+        cell("det", "onnxruntime", "int8", median=12.0, x=(2.5, 2.45, 2.55), bbox_mAP=0.710,
              parity_min_cosine=0.978),
-        cell("det", "openvino", median=7.0),  # +20 %, intervals overlap: noise
-        cell("det", "openvino", "int8", median=5.0),  # +3 %, intervals apart: below threshold
-        cell("det", "torchscript", median=19.0),
-        cell("seg", "pytorch", median=16.0),
+        cell("det", "openvino", median=7.0, x=(4.3, 4.1, 4.5)),
+        cell("det", "openvino", "int8", median=5.0, x=(6.0, 5.95, 6.05)),
+        cell("det", "torchscript", median=19.0, x=(1.6, 1.55, 1.65)),
+        cell("seg", "pytorch", median=16.0),  # from before speed-ups: on ms alone
         cell("seg", "onnxruntime", median=2.0),
         cell("seg", "torchscript", status="failed", reason="export failed: boom"),
         cell("seg", "pytorch", device="cuda", status="skipped", reason="no CUDA device"),
         cell("seg", "onnxruntime", device="cuda", status="skipped", reason="no CUDA device"),
     ]
     new = [
-        cell("det", "pytorch", median=36.0, bbox_mAP=0.712, parity_min_cosine=1.0),  # regressed
-        cell("det", "onnxruntime", median=4.0, bbox_mAP=0.700,  # improved; AP beyond its gate
-             parity_min_cosine=1.0),
-        cell("det", "onnxruntime", "int8", median=12.1, bbox_mAP=0.709,
-             parity_min_cosine=0.950),  # parity worse
-        cell("det", "openvino", median=8.4, ci=(6.5, 9.5)),
-        cell("det", "openvino", "int8", median=5.15, ci=(5.12, 5.18)),
+        cell("det", "pytorch", median=31.0, x=REF, bbox_mAP=0.712, parity_min_cosine=1.0),
+        cell("det", "onnxruntime", median=4.1, x=(7.5, 7.4, 7.6), bbox_mAP=0.700,
+             parity_min_cosine=1.0),  # faster against PyTorch: improved; AP beyond its gate
+        cell("det", "onnxruntime", "int8", median=12.1, x=(2.46, 2.42, 2.50), bbox_mAP=0.709,
+             parity_min_cosine=0.950),  # -1.6 %: below the threshold; parity worse
+        cell("det", "openvino", median=8.4, x=(3.7, 3.0, 4.4)),  # intervals overlap: noise
+        cell("det", "openvino", "int8", median=6.2, x=(5.0, 4.95, 5.05)),  # regressed
         # torchscript gone; torch_compile new
-        cell("det", "torch_compile", median=16.0),
+        cell("det", "torch_compile", median=16.0, x=(1.9, 1.8, 2.0)),
         cell("seg", "pytorch", status="failed", reason="measure failed: out of memory"),
         cell("seg", "onnxruntime", status="skipped", reason="onnxruntime not installed"),
         cell("seg", "torchscript", median=9.0),  # now running
         cell("seg", "pytorch", device="cuda", status="skipped", reason="no CUDA device"),
         cell("seg", "onnxruntime", device="cuda", status="failed", reason="CUDA EP error"),
     ]
-    new_env = {**ENV, "versions": {**ENV["versions"], "onnxruntime": "1.33.0"},
-               "runtimes": [{"kind": "docker", "image": "deploybench-cpu:0123456789abcdef",
-                             "image_id": "sha256:feed", "repo_digest": ""}]}
+    new_env = {**ENV, "versions": {**ENV["versions"], "onnxruntime": "1.33.0"}}
     return (write(tmp_path / "base" / "amd-epyc-2c", base, ENV),
             write(tmp_path / "new" / "amd-epyc-2c", new, new_env))
 
@@ -81,11 +89,11 @@ def test_every_verdict(result_sets: tuple[Path, Path]) -> None:
     result = compare(base.parent, new.parent, 0.05, default_gates())
     verdicts = dict(zip(result.cells.cell, result.cells.verdict, strict=True))
     assert verdicts == {
-        "det 160x160 pytorch fp32": "regressed",
+        "det 160x160 pytorch fp32": "unchanged (within noise)",
         "det 160x160 onnxruntime fp32": "improved",
-        "det 160x160 onnxruntime int8": "unchanged (within noise)",
+        "det 160x160 onnxruntime int8": "unchanged (within noise)",  # below the threshold
         "det 160x160 openvino fp32": "unchanged (within noise)",  # intervals overlap
-        "det 160x160 openvino int8": "unchanged (within noise)",  # below the threshold
+        "det 160x160 openvino int8": "regressed",
         "det 160x160 torchscript fp32": "gone",
         "det 160x160 torch_compile fp32": "new",
         "seg 160x160 pytorch fp32": "now failing",
@@ -94,16 +102,58 @@ def test_every_verdict(result_sets: tuple[Path, Path]) -> None:
         "seg 160x160 pytorch fp32 (cuda)": "still skipped",
         "seg 160x160 onnxruntime fp32 (cuda)": "now failing",
     }
+    basis = dict(zip(result.cells.cell, result.cells.basis, strict=True))
+    assert basis["det 160x160 openvino int8"] == "speed-up"
+    assert basis["det 160x160 pytorch fp32"] == "ms / kernel"
     assert [(a["cell"], a["metric"]) for a in result.accuracy] == [
         ("det 160x160 onnxruntime fp32", "bbox_mAP")]  # int8's -0.001 is within its gate
     assert [(p["cell"], p["measure"]) for p in result.parity] == [
         ("det 160x160 onnxruntime int8", "parity_min_cosine")]
     changed = {e["what"]: (e["old"], e["new"]) for e in result.environment}
-    assert changed == {"package onnxruntime": ("1.32.0", "1.33.0"),
-                       "image": ("none (local runtime)",
-                                 "deploybench-cpu:0123456789abcdef (sha256:feed)")}
+    assert changed == {"package onnxruntime": ("1.32.0", "1.33.0")}
+    assert result.conditions == []  # a package is what a change is compared for
     # regressed + 2 now failing + 1 accuracy drop beyond its gate
     assert result.regressions == 4
+
+
+def _runs(tmp_path: Path, scale: float, kernel: tuple[float, float],
+          new_env: dict | None = None) -> tuple[Path, Path]:
+    """Two runs of the same cells: the new one `scale` x slower, its speed-ups the same; the
+    reference kernel around the windows `kernel` (old, new) ms."""
+    def rows(factor: float, kernel_ms: float) -> list[dict]:
+        return [cell("det", b, p, median=ms * factor, x=x, reference_ms=kernel_ms)
+                for b, p, ms, x in (("pytorch", "fp32", 30.0, REF),
+                                    ("onnxruntime", "fp32", 5.0, (6.0, 5.9, 6.1)),
+                                    ("openvino", "int8", 4.0, (7.5, 7.3, 7.7)))]
+
+    return (write(tmp_path / "a" / "p", rows(1.0, kernel[0]), ENV),
+            write(tmp_path / "b" / "p", rows(scale, kernel[1]), new_env or ENV))
+
+
+def test_drift_is_no_change_and_fewer_threads_are_a_regression(tmp_path: Path) -> None:
+    # The machine 40 % slower between the runs, the kernel with it: nothing changed.
+    base, new = _runs(tmp_path / "drift", 1.4, (2.0, 2.8))
+    drift = compare(base.parent, new.parent, 0.05, default_gates())
+    assert set(drift.cells.verdict) == {"unchanged (within noise)"}
+    # measure.threads 1 instead of 2: every multi-threaded cell 1.7 x slower, the kernel (all
+    # cores, whatever the cells' threads) as before, the speed-ups much the same: regressed.
+    base, new = _runs(tmp_path / "threads", 1.7, (2.0, 2.05))
+    slower = compare(base.parent, new.parent, 0.05, default_gates())
+    assert set(slower.cells.verdict) == {"regressed"}
+    assert set(slower.cells.basis) == {"ms / kernel"}
+
+
+def test_another_host_is_judged_on_speedups_only(tmp_path: Path) -> None:
+    other = {**ENV, "hardware": {**ENV["hardware"], "host": "0f1e2d3c4b5a"}}
+    base, new = _runs(tmp_path, 0.6, (2.9, 1.8), other)
+    result = compare(base.parent, new.parent, 0.05, default_gates())
+    verdicts = dict(zip(result.cells.cell, result.cells.verdict, strict=True))
+    assert verdicts == {"det 160x160 pytorch fp32": "not compared (environment changed)",
+                        "det 160x160 onnxruntime fp32": "unchanged (within noise)",
+                        "det 160x160 openvino int8": "unchanged (within noise)"}
+    body = render(result, 0.05)
+    assert body.split("\n")[2].startswith("**The machine changed** (p: hardware host (none) -> "
+                                           "0f1e2d3c4b5a)")
 
 
 def test_body_matches_golden(result_sets: tuple[Path, Path]) -> None:

@@ -26,7 +26,7 @@ def config(monkeypatch: pytest.MonkeyPatch) -> dict:
 def test_default_config_is_valid_and_defaults_fill(config: dict) -> None:
     del config["measure"], config["matrix"]
     valid = validate(config)
-    assert valid["measure"]["min_iters"] == 20 and valid["measure"]["threads"] == 0
+    assert valid["measure"]["min_rounds"] == 10 and valid["measure"]["threads"] == 0
     assert valid["matrix"]["backends"] == ["pytorch", "torchscript", "onnxruntime", "openvino"]
     assert valid["matrix"]["devices"] == ["cpu"]
     plan = Plan(valid)
@@ -65,14 +65,14 @@ def test_batches_are_measured_and_evaluated_at_batch_one(config: dict) -> None:
     config["matrix"].update(models=["fast_scnn_shapes"], backends=["onnxruntime"],
                             devices=["cpu"], precisions=["fp32"], batches=[1, 8])
     del config["models"]["fast_scnn_shapes"]["batches"]  # the default's own sweep
-    config["measure"]["repeats"] = 2
     plan = Plan(validate(config))
     assert [c.batch for c in plan.cells()] == [1, 8] and plan.max_batch("fast_scnn_shapes") == 8
     cells = [p for p in plan.all_results() if "/measure/" in p or "/evaluate/" in p]
     assert ["/".join(p.rsplit("/", 3)[1:]) for p in cells] == [
-        "192x192/cpu/onnxruntime-fp32-b1-r1.json", "192x192/cpu/onnxruntime-fp32-b1-r2.json",
-        "192x192/cpu/onnxruntime-fp32-b1.json", "192x192/cpu/onnxruntime-fp32-b8-r1.json",
-        "192x192/cpu/onnxruntime-fp32-b8-r2.json"]
+        "192x192/cpu/onnxruntime-fp32-b1.json", "192x192/cpu/onnxruntime-fp32-b1.json",
+        "192x192/cpu/onnxruntime-fp32-b8.json"]
+    assert list(plan.measure_groups()) == [("fast_scnn_shapes", "192x192", "cpu", 1),
+                                           ("fast_scnn_shapes", "192x192", "cpu", 8)]
 
 
 def test_a_model_s_own_batches_replace_the_matrix_s(config: dict) -> None:
@@ -122,8 +122,8 @@ def test_bad_shape_is_named(config: dict, shape: object) -> None:
 
 
 def test_wrong_type_names_the_key(config: dict) -> None:
-    config["measure"]["min_iters"] = "many"
-    with pytest.raises(UserError, match=r"measure\.min_iters: 'many' is not of type 'integer'"):
+    config["measure"]["min_rounds"] = "many"
+    with pytest.raises(UserError, match=r"measure\.min_rounds: 'many' is not of type 'integer'"):
         validate(config)
 
 
@@ -132,7 +132,7 @@ def test_a_nested_number_from_the_command_line_says_to_use_a_file(config: dict) 
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
-    given = parse_config(["cluster={gpu-node: {gpus: 1}}", "measure={min_iters: many}"])
+    given = parse_config(["cluster={gpu-node: {gpus: 1}}", "measure={min_rounds: many}"])
     assert given["cluster"]["gpu-node"]["gpus"] == "1"
     update_config(config, given)
     config["profile"] = "gpu-node"
@@ -143,13 +143,13 @@ def test_a_nested_number_from_the_command_line_says_to_use_a_file(config: dict) 
     gpus = next(line for line in lines if "cluster.gpu-node.gpus" in line)
     assert "'1' is not of type 'integer'" in gpus and hint in gpus and "--configfile" in gpus
     # A string that is no number in YAML either is just wrong: no hint.
-    iters = next(line for line in lines if "measure.min_iters" in line)
+    iters = next(line for line in lines if "measure.min_rounds" in line)
     assert "'many' is not of type 'integer'" in iters and hint not in iters
 
 
 def test_unknown_key_is_named(config: dict) -> None:
-    config["measure"]["min_itres"] = 3
-    with pytest.raises(UserError, match=r"measure: .*'min_itres' was unexpected"):
+    config["measure"]["min_ruonds"] = 3
+    with pytest.raises(UserError, match=r"measure: .*'min_ruonds' was unexpected"):
         validate(config)
 
 

@@ -81,14 +81,15 @@ def test_every_job_declares_its_memory_and_time_limit(tmp_path: Path) -> None:
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\[|\Z)", run.stdout + run.stderr,
                       re.S | re.M)
     asked = {name: re.search(r"resources: (.*)", body).group(1) for name, body in jobs}
-    assert {"synthetic_dataset", "fetch_checkpoint", "export_onnx", "measure", "evaluate",
+    assert {"synthetic_dataset", "fetch_checkpoint", "export_onnx", "measure_cpu", "evaluate",
             "quantize_onnxruntime_int8", "reference_outputs", "report"} <= set(asked)
     for name, resources in asked.items():
         if name in {"report", "publish", "unavailable_cells", "all"}:
             continue
         step = {"synthetic_dataset": "data", "fetch_checkpoint": "fetch",
                 "export_onnx": "export", "reference_outputs": "reference",
-                "quantize_onnxruntime_int8": "build"}.get(name, name)
+                "quantize_onnxruntime_int8": "build", "measure_cpu": "measure",
+                "measure_cuda": "measure"}.get(name, name)
         assert f"mem_mb={STEPS[step].mem_mb}" in resources, (name, resources)
         assert f"runtime={STEPS[step].runtime}" in resources, (name, resources)
     snakefile = (REPO / "Snakefile").read_text()

@@ -1,4 +1,4 @@
-"""Stage breakdown on a real model, machine state, and repeats pooled by the report."""
+"""Stage breakdown on a real model, machine state, and runners that share the cores."""
 
 from __future__ import annotations
 

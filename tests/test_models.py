@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,23 @@ from deploybench.cell import CellInputs
 from deploybench.errors import UserError
 from deploybench.evaluate import evaluate_cell
 from deploybench.export.onnx_export import export_onnx
-from deploybench.measure.run import measure_cell
-from deploybench.measure.timing import StoppingRule
+from deploybench.measure.group import GroupSettings, Member, measure_group
 from deploybench.models.adapter import load_adapter
 from deploybench.results import Cell
 
 from .conftest import checkpoint_path, model_entry
 
-QUICK = StoppingRule(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.0)
+QUICK = GroupSettings(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
+                      max_seconds=1.0, slice_seconds=0.01, threads=2)
+
+
+def measure_cell(cell: Cell, inputs: CellInputs, settings: GroupSettings,
+                 export_shape: list[int] | None, stage_images: int = 20) -> tuple:
+    """One cell as a measure group of its own."""
+    from dataclasses import replace
+
+    return measure_group([Member(cell, inputs.artifact)], inputs, export_shape, None,
+                         replace(settings, stage_images=stage_images), "forkserver")[0]
 
 
 @pytest.fixture(params=["rtmdet_tiny_shapes", "fast_scnn_shapes", "rtmdet_ins_tiny_shapes"])
@@ -78,7 +88,9 @@ def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path:
     assert (status, reason, data["num_images"]) == ("ok", "", 4)
     assert 0.3 < data["metrics"]["bbox_mAP"] <= 1.0
     status, _, data = measure_cell(cell, inputs, QUICK, [1, 3, 160, 160])
-    assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 3
+    assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 6
+    # Alone in its group, a cell is its own reference.
+    assert data["group"]["rounds"] >= 2 and data["speedup"]["vs"] == f"{backend} fp32"
     assert data["first_call_seconds"] > 0
     assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
     # End-to-end timing ran ONNX Runtime without intra-op spinning, and says so.
@@ -149,9 +161,10 @@ def test_input_shape_mismatch_is_explained(small_dataset: Path) -> None:
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("rtmdet_tiny_shapes"),
                         small_dataset)
     cell = Cell("rtmdet_tiny_shapes", "detection", "pytorch", "fp32")
-    with pytest.raises(UserError, match=r"produced input shape \[1, 3, 160, 160\] but the "
-                                        r"network was exported for \[1, 3, 128, 128\]"):
-        measure_cell(cell, inputs, QUICK, [1, 3, 128, 128])
+    status, reason, _ = measure_cell(cell, inputs, QUICK, [1, 3, 128, 128])
+    assert status == "failed"
+    assert re.search(r"produced input shape \[1, 3, 160, 160\] but the network was exported "
+                     r"for \[1, 3, 128, 128\]", reason)
 
 
 def test_missing_checkpoint_and_dataset_say_how_to_get_them(tmp_path: Path,
@@ -290,9 +303,9 @@ def test_batch_larger_than_the_split_is_explained(small_dataset: Path) -> None:
     entry = model_entry("fast_scnn_shapes")
     inputs = CellInputs(Path(entry["config"]), checkpoint_path("fast_scnn_shapes"), small_dataset)
     cell = Cell("fast_scnn_shapes", "segmentation", "pytorch", "fp32", batch=64)
-    with pytest.raises(UserError, match="batch 64 needs at least 64 test images; the dataset "
-                                        "has 6"):
-        measure_cell(cell, inputs, QUICK, [64, 3, 192, 192])
+    status, reason, _ = measure_cell(cell, inputs, QUICK, [64, 3, 192, 192])
+    assert status == "failed"
+    assert "batch 64 needs at least 64 test images; the dataset has 6" in reason
 
 
 def test_a_subset_is_scored_on_itself(small_dataset: Path, tmp_path: Path) -> None:

@@ -37,8 +37,8 @@ def reduced_config(models: list[str]) -> dict:
                             devices=["cpu", "cuda"], precisions=["fp32", "int8"])
     config["parity"]["images"] = 3
     config["build"]["calibration_images"] = 2
-    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.1,
-                             repeats=2, stage_images=2)
+    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
+                             max_seconds=2.0, slice_seconds=0.01, stage_images=2)
     return config
 
 
@@ -76,7 +76,10 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
         "pytorch-fp32", "onnxruntime-fp32", "onnxruntime-int8"}
     good = ran[ran.precision == "fp32"]
     assert ran.latency_ms_median.gt(0).all() and ran.fps.gt(0).all()
-    assert ran.repeats.eq(2).all() and ran.latency_samples.ge(6).all()
+    assert ran.rounds.ge(2).all() and ran.latency_samples.ge(6).all()
+    # Each model's cells were timed side by side: speed-ups over PyTorch fp32 from one window.
+    assert ran.speedup.gt(0).all() and ran.speedup_vs.eq("pytorch fp32").all()
+    assert ran.idle_cores.lt(0.2).all()
     assert ran.e2e_ms_median.gt(ran.stage_network_ms).all() and ran.peak_rss_mib.gt(0).all()
     assert ran.tensor_e2e_ms_median.gt(0).all()  # both preprocessing paths timed
     assert re.search(r"\| tensor +\|", md)
@@ -115,7 +118,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
     assert (work / "logs" / "ci" / "measure" / "bad_shape" / "128x128" / "cpu"
-            / "pytorch-fp32-b1-r1.log").is_file()
+            / "b1.log").is_file()
     # Every step was forked from the server, which stopped with the run.
     served = (work / "logs" / "forkserver.log").read_text()
     assert re.search(r"\d+: deploybench measure ", served) and "stop requested" in served
@@ -150,7 +153,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # ... and a run under a new key (the benchmark workflow's run id) measures every cell again.
     run = snakemake(work, {**reduced_config(good_models), "run": "next"}, "-n")
     planned = run.stdout + run.stderr
-    assert run.returncode == 0 and re.search(r"measure +24\b", planned), planned[-3000:]
+    assert run.returncode == 0 and re.search(r"measure_cpu +4\b", planned), planned[-3000:]
 
     # A subset config (one model, one backend) rewrites the docs without losing a row.
     subset = reduced_config(["fast_scnn_shapes"])
@@ -197,7 +200,7 @@ def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
     run = snakemake(work, reduced_config(["rtmdet_tiny_shapes"]), "-n")
     planned = run.stdout + run.stderr
     assert run.returncode == 0, planned[-3000:]
-    for rule in ("export_onnx", "measure", "evaluate", "report", "publish"):
+    for rule in ("export_onnx", "measure_cpu", "evaluate", "report", "publish"):
         assert re.search(rf"\b{rule} +[0-9]+\b", planned), (rule, planned[-3000:])
 
 
@@ -238,7 +241,7 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
     config = reduced_config(["fast_scnn_shapes"])
     del config["models"]["fast_scnn_shapes"]["batches"]  # one measure job: batch 1
     config["matrix"].update(backends=["pytorch"], devices=["cpu"], precisions=["fp32"])
-    config["measure"].update(min_seconds=300.0, max_seconds=600.0, repeats=1)
+    config["measure"].update(min_seconds=300.0, max_seconds=600.0)
     proc = subprocess.Popen(snakemake_command(work, config), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

@@ -15,8 +15,7 @@ from deploybench.results import Cell, failure_path, record
 
 EVALUATED = Path("evaluate") / "det" / "160x160" / "cpu"  # under results/
 GATES = {"bbox_mAP": {"fp32": 0.001, "int8": 0.02}, "mIoU": {"fp32": 0.1}}
-SETTINGS = {"threads": 2, "stopping_rule": {"warmup_iters": 5, "warmup_seconds": 1.0,
-                                            "min_iters": 20, "min_seconds": 3.0}}
+SETTINGS = {"threads": 2}
 
 
 def measure_record(cell: Cell, samples: list[float], reference_ms: float = 2.0,
@@ -64,8 +63,8 @@ def test_report_contents(tmp_path: Path) -> None:
     assert "| det | detection | 1x3x160x160 | 40.25 | 24.8 | 20.75 | 48.2 |" in md
     assert "0.799 (-0.001)" in md  # accuracy delta vs PyTorch fp32
     assert "85.00 (+0.00)" in md
-    # One repeat of four samples: the median's interval is wide, and says it is over samples.
-    assert "unstable (+-" in md and "| samples |" in md
+    # Four samples: the median's interval is wide.
+    assert "unstable (+-" in md
     assert "measure: the test pipeline produced input shape [1, 3, 128, 128]" in md
     assert "evaluate: no result" in md and "see logs/evaluate/seg/ and logs/fetch/" in md
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
@@ -176,38 +175,88 @@ def test_parity_and_speedups_are_shown(tmp_path: Path) -> None:
     assert "| 1.94 |" in md
 
 
-def test_repeats_are_pooled_and_drift_is_flagged(tmp_path: Path) -> None:
+def group_records(rounds: dict[Cell, list[list[float]]], stopped: str = "precision"
+                  ) -> list[dict]:
+    """The records a measure group writes for these per-round slices (the first cell is the
+    group's reference), computed by the group's own code."""
+    from dataclasses import asdict
+
+    from deploybench.measure.group import GroupSettings, Member, Worker, _data
+
+    workers = [Worker(Member(c, None), None, None, ready={"input_shape": [1, 3, 160, 160]},
+                      first_call=0.1, calls=len(r[0]), rounds=r) for c, r in rounds.items()]
+    count = len(next(iter(rounds.values())))
+    group = {"rounds": count, "slices": count * len(workers), "stopped": stopped,
+             "window_s": 12.0, "orders": [], "reference": "pytorch fp32",
+             "cells": [f"{c.backend} {c.precision}" for c in rounds],
+             "settings": asdict(GroupSettings())}
+    machine = {"reference_ms": {"before": 2.0, "after": 2.1},
+               "other_load": {"other_cores": 0.1, "steal_cores": 0.0, "window_s": 12.0}}
+    settings = {"threads": 2, "group_settings": asdict(GroupSettings())}
+    return [record("measure", w.member.cell, "ok", "", _data(w, workers[0], group, machine),
+                   settings) for w in workers]
+
+
+def test_speedups_from_paired_rounds_and_ties_shown_as_ties(tmp_path: Path) -> None:
+    """Drift that slows every cell of a round alike leaves the speed-ups tight while the
+    absolute medians spread; the fastest cell is bold only where its interval separates it,
+    and cells it is not told apart from are marked as a tie."""
+    rng = np.random.default_rng(0)
+    drift = np.exp(rng.normal(0, 0.3, 40))  # the machine's speed, round by round
+
+    def slices(ms: float, noise: float = 0.01) -> list[list[float]]:
+        return [list(ms * d * np.exp(rng.normal(0, noise, 5))) for d in drift]
+
+    def cell(model: str, backend: str, precision: str = "fp32") -> Cell:
+        return Cell(model, "detection", backend, precision, shape="160x160")
+
+    det = {cell("det", "pytorch"): slices(40.0), cell("det", "onnxruntime"): slices(20.0),
+           cell("det", "openvino"): slices(20.0)}  # a tie with ONNX Runtime
+    seg = {cell("seg", "pytorch"): slices(10.0), cell("seg", "onnxruntime"): slices(5.0),
+           cell("seg", "openvino"): slices(7.0)}
+    paths = []
+    for records in (group_records(det), group_records(seg, stopped="time cap")):
+        for r in records:
+            c = Cell(**r["cell"])
+            path = tmp_path / "measure" / c.model / c.shape / "cpu" / f"{c.backend}-fp32-b1.json"
+            write_json(path, r)
+            paths.append(str(path))
+    build_report(paths, "p", tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / "results.csv").set_index(["model", "backend"])
+    ort = csv.loc[("det", "onnxruntime")]
+    assert ort.speedup == pytest.approx(2.0, rel=0.01)
+    assert ort.speedup_ci95_low < 2.0 < ort.speedup_ci95_high
+    assert (ort.speedup_ci95_high - ort.speedup_ci95_low) / 2 / ort.speedup < 0.01
+    assert ort.rounds == 40 and ort.slice_calls == 5 and ort.group_stopped == "precision"
+    assert csv.loc[("det", "pytorch")].speedup == 1.0
+    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
+    assert re.search(r"\| det \| detection \| 1x3x160x160 \| [0-9.]+ \(ref\) \|", md)
+    assert re.search(r"\| onnxruntime \| cpu \| fp32 \| 1 \| [0-9.]+ \| [0-9.-]+ \| 2\.00 \| "
+                     r"1\.9[0-9]+-2\.0[0-9]+ \|", md)
+    assert md.count("time cap (speed-up +-") == 2  # the seg group's two compared cells
+    assert "stopped at their group's time cap" in md
+    front = (tmp_path / "out" / "README.md").read_text()
+    det_row = next(line for line in front.splitlines() if line.startswith("| det"))
+    assert det_row.count("tie") == 2 and "**x2.00**" in det_row
+    seg_row = next(line for line in front.splitlines() if line.startswith("| seg"))
+    assert "tie" not in seg_row and "**x2.00**" in seg_row and "x1.43" in seg_row
+    assert "**x1.43**" not in seg_row
+
+
+def test_results_from_before_groups_still_render(tmp_path: Path) -> None:
+    """Published records of the repeats era: pooled, their interval over the repeats."""
     cell = Cell("det", "detection", "onnxruntime", "fp32", shape="160x160")
-    steady = Cell("det", "detection", "pytorch", "fp32", shape="160x160")
     root = tmp_path / "measure" / "det" / "160x160" / "cpu"
     paths = []
-    rng = np.random.default_rng(0)
-    for r, base in enumerate([10.0, 10.1, 11.5], start=1):  # the third repeat drifted
+    for r, base in enumerate([10.0, 10.1, 11.5], start=1):
         path = root / f"onnxruntime-fp32-b1-r{r}.json"
-        write_json(path, measure_record(cell, list(base + rng.normal(0, 0.05, 50))))
-        paths.append(str(path))
-        # Noisy calls (CoV ~ 10 %), but the same median in every repeat: not flagged.
-        path = root / f"pytorch-fp32-b1-r{r}.json"
-        write_json(path, measure_record(steady, list(20 + rng.normal(0, 2.0, 400))))
+        write_json(path, measure_record(cell, [base, base + 0.1, base - 0.1]))
         paths.append(str(path))
     build_report(paths, "p", tmp_path / "out")
-    csv = pd.read_csv(tmp_path / "out" / "results.csv")
-    drift = csv[csv.backend == "onnxruntime"].iloc[0]
-    assert drift.repeats == 3 and drift.latency_samples == 150
-    assert drift.repeat_spread == pytest.approx(1.5 / 10.1, rel=0.05)
-    # The interval resamples the repeats: it spans the three repeat medians, where a bootstrap
-    # of the pooled samples would give a narrow band around 10.1.
-    assert drift.latency_ms_median_ci95_low < 10.02 and drift.latency_ms_median_ci95_high > 11.45
-    calm = csv[csv.backend == "pytorch"].iloc[0]
-    assert calm.latency_cov > 0.05 and calm.ci_rel_halfwidth < 0.05
-    md = re.sub(r" +", " ", (tmp_path / "out" / "benchmark.md").read_text())
-    assert re.search(r"\| 3 \| repeats \| 14\.[0-9] % \| unstable \(\+-[0-9]+ %\) \|", md)
-    assert re.search(r"\| 3 \| repeats \| [0-9.]+ % \| \|", md)  # the steady cell: no flag
-    # A repeat that never ran is named by its path.
-    missing = str(root / "openvino-fp32-b1-r2.json")
-    build_report([*paths, missing], "p", tmp_path / "out2")
-    csv = pd.read_csv(tmp_path / "out2" / "results.csv")
-    assert list(csv.status) == ["ok", "ok", "failed"] and csv.backend.iloc[2] == "openvino"
+    row = pd.read_csv(tmp_path / "out" / "results.csv").iloc[0]
+    assert row.repeats == 3 and row.latency_samples == 9 and pd.isna(row.speedup)
+    assert row.latency_ms_median_ci95_low < 10.0 and row.latency_ms_median_ci95_high > 11.4
+    assert "medians less than about" in (tmp_path / "out" / "benchmark.md").read_text()
 
 
 def test_each_shape_is_its_own_row_and_compared_at_its_shape(tmp_path: Path) -> None:

@@ -52,7 +52,6 @@ def cluster_config() -> dict:
     config["cluster"] = {CPU_NODE: {"slurm_partition": "cpu"},
                          GPU_NODE: {"slurm_partition": "gpu", "gpus": 1}}
     config["matrix"]["precisions"] = ["fp32"]
-    config["measure"]["repeats"] = 1
     return config
 
 

@@ -1,4 +1,4 @@
-"""Latency statistics against numpy, and the stopping rule."""
+"""Latency statistics against numpy, paired ratios, and a worker's slice and warm-up."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from deploybench.measure.stats import latency_stats
-from deploybench.measure.timing import StoppingRule, time_calls
+from deploybench.measure.stats import latency_stats, ratio_ci95, relative_halfwidth
+from deploybench.measure.worker import time_slice, warm_up
 
 
 def test_stats_match_numpy() -> None:
@@ -47,35 +47,37 @@ def test_single_sample_and_empty() -> None:
         latency_stats([])
 
 
-def test_stops_on_count_and_time() -> None:
+def test_a_slice_times_each_call_and_the_warm_up_runs_its_minimum() -> None:
     calls = []
 
     def call() -> None:
         calls.append(time.perf_counter())
         time.sleep(0.001)
 
-    # Time-bound: 0.1 s needs far more than the 3 iterations asked for.
-    rule = StoppingRule(warmup_iters=2, warmup_seconds=0.0, min_iters=3, min_seconds=0.1)
-    samples = time_calls(call, rule)
-    assert len(samples) >= 3 and sum(samples) >= 0.1 * 1000 * 0.9
-    assert len(calls) == len(samples) + 2  # the warm-up calls are not kept
-    assert all(s >= 1.0 for s in samples)
-    # Count-bound: 30 iterations take longer than the 0 s asked for.
-    calls.clear()
-    assert len(time_calls(call, StoppingRule(0, 0.0, 30, 0.0))) == 30
-
-
-def test_warmup_runs_for_its_minimum_time() -> None:
+    samples, cpu_before, cpu_after = time_slice(call, 5)
+    assert len(samples) == len(calls) == 5 and all(s >= 1.0 for s in samples)
+    assert cpu_after >= cpu_before  # sleeping takes (next to) no CPU
     start = time.perf_counter()
-    time_calls(lambda: None, StoppingRule(warmup_iters=1, warmup_seconds=0.05, min_iters=1,
-                                          min_seconds=0.0))
-    assert time.perf_counter() - start >= 0.05
+    assert warm_up(lambda: None, 1, 0.05) > 1 and time.perf_counter() - start >= 0.05
+    assert warm_up(call, 3, 0.0) == 3
 
 
-def test_max_seconds_bounds_a_slow_cell() -> None:
-    samples = time_calls(lambda: time.sleep(0.01), StoppingRule(0, 0.0, 10_000, 0.0,
-                                                                max_seconds=0.05))
-    assert 1 <= len(samples) < 10_000
+def test_paired_ratio_interval() -> None:
+    """Per-round ratios that scatter around 2 by a factor: the estimate is their geometric
+    mean; the t interval on logs narrows as sqrt(rounds) and holds the true ratio."""
+    rng = np.random.default_rng(1)
+    few = 2.0 * np.exp(rng.normal(0, 0.05, 10))
+    many = 2.0 * np.exp(rng.normal(0, 0.05, 160))
+    estimate, low, high = ratio_ci95(few)
+    assert estimate == pytest.approx(float(np.exp(np.log(few).mean())))
+    assert low < 2.0 < high
+    _, low_many, high_many = ratio_ci95(many)
+    assert low_many < 2.0 < high_many
+    assert (high_many - low_many) < (high - low) / 3  # about sqrt(16) = 4 x narrower
+    assert relative_halfwidth(low_many, high_many, 2.0) < 0.01
+    # Drift that multiplies both cells of a round cancels: the same ratio every round.
+    assert ratio_ci95([2.0] * 5)[1:] == pytest.approx((2.0, 2.0))
+    assert ratio_ci95([2.0])[2] == float("inf")  # one round: no interval
 
 
 def test_repeats_interval_reaches_beyond_the_repeats_and_never_below_the_bootstrap() -> None:

@@ -96,8 +96,8 @@ def rehearsal_config() -> dict[str, Any]:
     config["matrix"].update(backends=["onnxruntime"], devices=["cpu", "cuda"],
                             precisions=["fp32"])
     config["parity"]["images"] = 3
-    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=5, min_seconds=0.2,
-                             stage_images=2)
+    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.2,
+                             max_seconds=2.0, stage_images=2)
     assert MODEL in DEFAULT_CONFIG["models"]
     return config
 

@@ -46,8 +46,8 @@ def test_zoo_models_through_the_pipeline(tmp_path: Path) -> None:
     config["matrix"].update(models=[], backends=["pytorch", "onnxruntime", "openvino"],
                             devices=["cpu"], precisions=["fp32"])
     config["parity"]["images"] = 3
-    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_iters=3, min_seconds=0.1,
-                             repeats=1, stage_images=2)
+    config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
+                             max_seconds=2.0, slice_seconds=0.01, stage_images=2)
     work = tmp_path / "work"
     work.mkdir()
     run = snakemake(work, config, "--keep-going")

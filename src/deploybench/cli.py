@@ -9,9 +9,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploybench import forkserver, watchdog
-from deploybench.errors import CellSkipped, UserError
-from deploybench.provenance import usable_cores
+from deploybench.measure import idle
+
+# Before anything imports torch: its OpenMP runtime reads its idle spinning when it is loaded
+# (the fork server runs this entry point too, so every step it forks has it).
+idle.apply_env()
+
+from deploybench import forkserver, watchdog  # noqa: E402
+from deploybench.errors import CellSkipped, UserError  # noqa: E402
+from deploybench.provenance import usable_cores  # noqa: E402
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -149,26 +155,62 @@ def _cmd_build(args: argparse.Namespace) -> int:
                     {"checkpoint": args.checkpoint, "source": args.onnx, "artifact": args.artifact})
 
 
-def _cmd_measure(args: argparse.Namespace) -> int:
-    from deploybench.measure.run import FILE_BACKENDS, measure_cell, measure_saved_input
-    from deploybench.measure.timing import StoppingRule
-    from deploybench.results import run_step
+def _measure_members(args: argparse.Namespace) -> list[tuple[object, Path]]:
+    """(member, result path) of each cell the group times: the --cell entries, or the one cell
+    of --backend/--precision/--artifact/--out."""
+    from deploybench.measure.group import Member
 
-    rule = StoppingRule(args.warmup_iters, args.warmup_seconds, args.min_iters, args.min_seconds,
-                        args.max_seconds)
-    cell = _cell(args, args.backend, args.precision)
-    settings = {**_settings(args, "backend", "precision", "batch", "device"),
-                "threads": args.threads or usable_cores(), "stopping_rule": rule.__dict__}
-    settings["stage_images"] = args.stage_images
-    if args.saved_input and args.stage_images == 0 and args.backend in FILE_BACKENDS:
-        def body():  # the model file on the export's saved input: no mmdet/mmseg to import
-            return measure_saved_input(cell, Path(args.artifact), Path(args.saved_input), rule,
-                                       settings["threads"])
-    else:
-        def body():
-            return measure_cell(cell, _cell_inputs(args), rule, _expected_shape(args),
-                                args.stage_images)
-    return run_step("measure", cell, args.out, settings, [args.config], body, _used(args))
+    cells = [tuple(c) for c in args.cell or []]
+    if args.backend:
+        cells.append((args.backend, args.precision, args.artifact or "-", args.out))
+    if not cells or any(c[3] is None for c in cells) or (args.backend and not args.precision):
+        raise UserError("measure needs cells: --cell BACKEND PRECISION ARTIFACT OUT (ARTIFACT "
+                        "- for none), repeated, or --backend, --precision and --out")
+    return [(Member(_cell(args, backend, precision), None if artifact == "-" else Path(artifact)),
+             Path(out)) for backend, precision, artifact, out in cells]
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    """Time a group of cells side by side (deploybench.measure.group); one result per cell.
+    A cell that failed fails the job, and then every cell's record is left beside its output
+    (Snakemake removes the outputs of a failed job; the report still shows every cell)."""
+    from dataclasses import asdict
+
+    from deploybench.atomic import write_json
+    from deploybench.measure.group import GroupSettings, measure_group
+    from deploybench.results import failure_path, record
+
+    members = _measure_members(args)
+    for _, out in members:
+        out.unlink(missing_ok=True)
+        failure_path(out).unlink(missing_ok=True)
+    group = GroupSettings(args.warmup_iters, args.warmup_seconds, args.min_rounds,
+                          args.min_seconds, args.max_seconds, args.slice_seconds,
+                          args.precision_target, args.stage_images,
+                          args.threads or usable_cores())
+    common = {**_settings(args, "batch", "device"), "threads": group.threads,
+              "group_settings": asdict(group)}
+    saved = Path(args.saved_input) if args.saved_input else None
+    try:
+        outcomes = measure_group([m for m, _ in members], _cell_inputs(args),
+                                 _expected_shape(args), saved, group)
+    except Exception as err:  # noqa: BLE001 - the group itself broke: every cell says why
+        from deploybench.measure.worker import failure_reason
+
+        why = failure_reason(err)
+        outcomes = [("failed", why, {})] * len(members)
+    failed = any(status == "failed" for status, _, _ in outcomes)
+    for (member, out), (status, reason, data) in zip(members, outcomes, strict=True):
+        settings = {**common, "backend": member.cell.backend, "precision": member.cell.precision}
+        used = {"checkpoint": args.checkpoint,
+                "artifact": str(member.artifact) if member.artifact else None}
+        write_json(failure_path(out) if failed else out,
+                   record("measure", member.cell, status, reason, data, settings, [args.config],
+                          used))
+        if status == "failed":
+            print(f"error: measure failed for {member.cell.model}/{member.cell.backend}/"
+                  f"{member.cell.precision}: {reason}")
+    return 1 if failed else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -369,7 +411,7 @@ def _cmd_forkserver(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, out: bool = True) -> None:
     p.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
     p.add_argument("--task", required=True,
                    choices=("detection", "instance_segmentation", "segmentation"))
@@ -388,7 +430,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize-pipeline", action="store_true",
                    help="set the test pipeline's Resize and Pad to --input-shape (a shape "
                         "other than the model's own)")
-    p.add_argument("--out", required=True, help="result JSON to write")
+    if out:
+        p.add_argument("--out", required=True, help="result JSON to write")
 
 
 def _cell_args(p: argparse.ArgumentParser) -> None:
@@ -465,18 +508,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest batch of a TensorRT profile (dynamic-batch exports)")
     p.set_defaults(func=_cmd_build)
 
-    p = steps.add_parser("measure", help="time one cell's network")
-    _cell_args(p)
+    p = steps.add_parser("measure", help="time a group of cells side by side, interleaved "
+                         "(one model, input shape, device and batch)")
+    _model_args(p, out=False)
+    p.add_argument("--cell", nargs=4, action="append",
+                   metavar=("BACKEND", "PRECISION", "ARTIFACT", "OUT"),
+                   help="a cell of the group: the file its backend runs (- for none) and its "
+                        "result JSON; repeat for each")
+    p.add_argument("--backend", help="one cell: its backend (with --precision and --out)")
+    p.add_argument("--precision")
+    p.add_argument("--artifact", help="one cell: the file the backend runs")
+    p.add_argument("--out", help="one cell: its result JSON")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--warmup-iters", type=int, default=5)
-    p.add_argument("--warmup-seconds", type=float, default=1.0)
-    p.add_argument("--min-iters", type=int, default=20)
-    p.add_argument("--min-seconds", type=float, default=3.0)
-    p.add_argument("--max-seconds", type=float, default=120.0)
+    p.add_argument("--warmup-seconds", type=float, default=0.5)
+    p.add_argument("--min-rounds", type=int, default=10)
+    p.add_argument("--min-seconds", type=float, default=2.0)
+    p.add_argument("--max-seconds", type=float, default=60.0,
+                   help="the group's time cap: rounds stop here even short of --precision-target")
+    p.add_argument("--slice-seconds", type=float, default=0.05,
+                   help="each slice's length (at least 3 calls)")
+    p.add_argument("--precision-target", type=float, default=0.03,
+                   help="rounds go on until every speed-up's 95 %% interval is within +- this")
     p.add_argument("--stage-images", type=int, default=20,
                    help="test images timed end to end, stage by stage (0: none)")
-    p.add_argument("--saved-input", help="the export's saved input (.npy): with no stage "
-                                         "breakdown, a model file is timed on it directly")
+    p.add_argument("--saved-input", help="the export's saved input (.npy): a model file whose "
+                                         "cell has no stage breakdown is timed on it directly")
     p.set_defaults(func=_cmd_measure)
 
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")

@@ -463,19 +463,33 @@ class Plan:
             return self.built(model, shape, "onnxruntime", "cuda", "fp16")
         return self.onnx(model, shape)
 
-    def cell_result(self, step: str, cell: Cell, repeat: int | None = None) -> str:
-        """A cell's result; measure results carry their repeat (1..measure.repeats)."""
-        suffix = f"-r{repeat}" if repeat is not None else ""
+    def cell_result(self, step: str, cell: Cell) -> str:
         return (f"{self.results_dir()}/{step}/{cell.model}/{cell.shape}/{cell.device}/"
-                f"{cell.backend}-{cell.precision}-b{cell.batch}{suffix}.json")
+                f"{cell.backend}-{cell.precision}-b{cell.batch}.json")
 
     def cell_results(self, cell: Cell) -> list[tuple[str, str]]:
-        """(step, path) of every result a cell has: each measure repeat, then its evaluation.
+        """(step, path) of every result a cell has: its measurement, then its evaluation.
         Accuracy and parity are per image: evaluated at batch 1 only."""
-        repeats = range(1, self.config["measure"]["repeats"] + 1)
-        results = [("measure", self.cell_result("measure", cell, r)) for r in repeats]
+        results = [("measure", self.cell_result("measure", cell))]
         return results + ([("evaluate", self.cell_result("evaluate", cell))]
                           if cell.batch == 1 else [])
+
+    def group_combos(self, device: str) -> list[tuple[str, str]]:
+        """(backend, precision) of the cells a measure group on `device` times side by side:
+        every one the matrix plans there, in the matrix's order (the same for every model)."""
+        from deploybench.backends import supports
+
+        matrix = self.config["matrix"]
+        return [(b, p) for b in matrix["backends"] for p in matrix["precisions"]
+                if supports(b, device, p)]
+
+    def measure_groups(self) -> dict[tuple[str, str, str, int], list[Cell]]:
+        """(model, shape, device, batch) -> the cells timed together in one window: the
+        cells a reader compares."""
+        groups: dict[tuple[str, str, str, int], list[Cell]] = {}
+        for c in self.cells():
+            groups.setdefault((c.model, c.shape, c.device, c.batch), []).append(c)
+        return groups
 
     def run_report_dir(self) -> str:
         """The run's own docs, made from its results; `publish` copies them to reports/."""

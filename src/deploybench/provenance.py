@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -46,7 +47,20 @@ def usable_cores() -> int:
 
 def hardware() -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": usable_cores(), "machine": platform.machine(),
-            "system": f"{platform.system()} {platform.release()}", "gpu": gpu_name() or None}
+            "system": f"{platform.system()} {platform.release()}", "gpu": gpu_name() or None,
+            "host": host_id()}
+
+
+@functools.cache
+def host_id() -> str:
+    """Which machine, as a digest of its host name and machine id (not the name itself): two
+    runs on different hosts of the same kind differ in speed, and `compare` must know."""
+    machine_id = ""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            machine_id = Path(path).read_text().strip()
+            break
+    return hashlib.sha256(f"{platform.node()} {machine_id}".encode()).hexdigest()[:12]
 
 
 def _slug(name: str) -> str:

@@ -36,6 +36,19 @@ def unavailable_cells(plan: Plan, reason: Reason = machine_reason) -> list[Cell]
     return [c for c in plan.cells() if reason(c.backend, c.device, c.precision)]
 
 
+def _unavailable_results(plan: Plan, reason: Reason) -> list[tuple[Cell, str, str]]:
+    """(cell, step, path) of the results written here. A measurement only where the cell's
+    whole measure group cannot run here: a group with a cell that can runs as one job, which
+    writes its other cells as skipped itself."""
+    groups = plan.measure_groups()
+    unavailable = {(c.model, c.shape, c.device, c.batch) for c in unavailable_cells(plan, reason)}
+    whole = {key for key in unavailable
+             if all(reason(c.backend, c.device, c.precision) for c in groups[key])}
+    return [(cell, step, path) for cell in unavailable_cells(plan, reason)
+            for step, path in plan.cell_results(cell)
+            if step != "measure" or (cell.model, cell.shape, cell.device, cell.batch) in whole]
+
+
 def unavailable_builds(plan: Plan, reason: Reason = machine_reason
                        ) -> list[tuple[str, str, str, str, str]]:
     return [b for b in plan.builds() if reason(*b[2:])]
@@ -51,7 +64,7 @@ def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]
 
 def outputs(plan: Plan, reason: Reason = machine_reason) -> list[str]:
     """Every file the `unavailable_cells` rule writes (empty: the rule is not defined)."""
-    files = [path for c in unavailable_cells(plan, reason) for _, path in plan.cell_results(c)]
+    files = [path for _, _, path in _unavailable_results(plan, reason)]
     return files + [f for b in unavailable_builds(plan, reason) for f in _build_files(plan, b)]
 
 
@@ -66,11 +79,10 @@ def write_unavailable(plan: Plan, reason: Reason = machine_reason) -> int:
     """Write every unavailable cell's and build's records (and empty build artifacts, the
     outputs their rules promise); returns how many records."""
     count = 0
-    for cell in unavailable_cells(plan, reason):
+    for cell, step, path in _unavailable_results(plan, reason):
         why = reason(cell.backend, cell.device, cell.precision)
-        for step, path in plan.cell_results(cell):
-            write_json(path, record(step, cell, "skipped", why, {}, {"device": cell.device}))
-            count += 1
+        write_json(path, record(step, cell, "skipped", why, {}, {"device": cell.device}))
+        count += 1
     from deploybench.export.build import placeholder
 
     for build in unavailable_builds(plan, reason):

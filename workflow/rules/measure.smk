@@ -1,6 +1,8 @@
 import shlex
 
+from deploybench.measure.group import group_cell_args, group_timing_args
 from deploybench.measure.run import FILE_BACKENDS
+from deploybench.results import Cell
 
 
 def cell_inputs(w):
@@ -11,23 +13,12 @@ def cell_inputs(w):
     return inputs
 
 
-def measure_inputs(w):
-    """A model file's repeats after the first are timed on the export's saved input."""
-    inputs = cell_inputs(w)
-    if w.backend in FILE_BACKENDS:
-        inputs["saved_input"] = plan(w).saved_input(w.model, w.shape)
-    return inputs
-
-
 def artifact_arg(_, input):
-    args = (
+    return (
         f"--artifact {shlex.quote(input.artifact)}"
         if "artifact" in input.keys()
         else ""
     )
-    if "saved_input" in input.keys():
-        args += f" --saved-input {shlex.quote(input.saved_input)}"
-    return args
 
 
 RUNNABLE = ("available", IN_JOB)
@@ -37,54 +28,75 @@ def cell_machine(w):
     return machine_state(w.backend, w.device, w.precision)
 
 
-def timing_args(w):
-    m = config["measure"]
-    # The stage breakdown is timed in the first repeat only; the repeats are for the latency.
-    stages = m["stage_images"] if w.repeat == "1" else 0
-    return (
-        f"--warmup-iters {m['warmup_iters']} --warmup-seconds {m['warmup_seconds']}"
-        f" --min-iters {m['min_iters']} --min-seconds {m['min_seconds']}"
-        f" --max-seconds {m['max_seconds']} --threads {m['threads']}"
-        f" --stage-images {stages}"
-    )
+def group_inputs(w, device):
+    """What a measure group runs: the model, each cell's artifact, the export's saved input.
+    A changed artifact reruns the whole group."""
+    inputs = model_inputs(w)
+    combos = plan(w).group_combos(device)
+    for backend, precision in combos:
+        artifact = plan(w).artifact(w.model, w.shape, backend, device, precision)
+        if artifact:
+            inputs[f"{backend}_{precision}"] = artifact
+    if any(backend in FILE_BACKENDS for backend, _ in combos):
+        inputs["saved_input"] = plan(w).saved_input(w.model, w.shape)
+    return inputs
 
 
-def measure_threads(w):
-    # Timing owns the machine: no other job may run beside a measurement (a cell this machine
-    # cannot run only writes why, on one core). On a cluster the job has its node to itself
-    # (--exclusive) and asks for the cores the profile's `set-threads` gives.
-    if cell_machine(w) not in RUNNABLE:
+def group_machine(w, device):
+    return {
+        f"{b} {p}": machine_state(b, device, p) for b, p in plan(w).group_combos(device)
+    }
+
+
+def measure_threads(w, device):
+    # Timing owns the machine: no other job may run beside a measure group (a group this
+    # machine cannot run at all only writes why, on one core). On a cluster the job has its
+    # node to itself (--exclusive) and asks for the cores the profile's `set-threads` gives.
+    if not any(m in RUNNABLE for m in group_machine(w, device).values()):
         return 1
     return max(1, config["measure"]["threads"]) if ON_CLUSTER else workflow.cores
 
 
-rule measure:
-    input:
-        unpack(measure_inputs),
-    output:
-        f"{PLAN.results_dir()}/measure/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}-r{{repeat}}.json",
-    log:
-        "logs/{profile}/measure/{model}/{shape}/{device}/{backend}-{precision}-b{batch}-r{repeat}.log",
-    wildcard_constraints:
-        shape=SHAPE,
-        device="cpu|cuda",
-        backend="[a-z_]+",
-        precision="fp32|fp16|int8",
-        batch="[0-9]+",
-        repeat="[0-9]+",
-    # Repeats are interleaved across cells to cancel drift: every ready first repeat runs
-    # before any second one, and so on.
-    priority: lambda w: config["measure"]["repeats"] - int(w.repeat)
-    threads: measure_threads
-    resources:
-        **step_resources("measure", NODES),
-        gpu=lambda w: int(w.device == "cuda"),
-    params:
-        model=lambda w: model_args(PLAN, w.model, w.shape),
-        artifact=artifact_arg,
-        timing=timing_args,
-        machine=cell_machine,
-    shell:
-        "deploybench measure {params.model} --backend {wildcards.backend}"
-        " --precision {wildcards.precision} --batch {wildcards.batch} {params.artifact}"
-        " --device {wildcards.device} {params.timing} --out {output:q} > {log:q} 2>&1"
+# One measure group per model x input shape x device x batch: every planned backend and
+# precision of that device, timed side by side in one window (README, "Reading the numbers").
+# The cells of a device are the same for every model, so each device has one rule.
+MEASURE_RULES = []
+for DEVICE in PLAN.config["matrix"]["devices"]:
+    if not PLAN.group_combos(DEVICE):
+        continue
+
+    rule:
+        name:
+            f"measure_{DEVICE}"
+        input:
+            unpack(lambda w, device=DEVICE: group_inputs(w, device)),
+        output:
+            [
+                PLAN.cell_result(
+                    "measure",
+                    Cell("{model}", "", b, p, "{batch}", DEVICE, "{shape}"),
+                )
+                for b, p in PLAN.group_combos(DEVICE)
+            ],
+        log:
+            f"logs/{{profile}}/measure/{{model}}/{{shape}}/{DEVICE}/b{{batch}}.log",
+        wildcard_constraints:
+            shape=SHAPE,
+            batch="[0-9]+",
+        threads: lambda w, device=DEVICE: measure_threads(w, device)
+        resources:
+            **step_resources("measure", NODES),
+            gpu=int(DEVICE == "cuda"),
+        params:
+            model=lambda w: model_args(PLAN, w.model, w.shape),
+            device=DEVICE,
+            cells=lambda w, output, device=DEVICE: group_cell_args(
+                plan(w), w.model, w.shape, device, list(output)
+            ),
+            timing=group_timing_args(config["measure"]),
+            machine=lambda w, device=DEVICE: group_machine(w, device),
+        shell:
+            "deploybench measure {params.model} --device {params.device}"
+            " --batch {wildcards.batch} {params.cells} {params.timing} > {log:q} 2>&1"
+
+    MEASURE_RULES.append(f"measure_{DEVICE}")

@@ -54,7 +54,8 @@ if UNAVAILABLE:
     localrules:
         unavailable_cells,
 
-    ruleorder: unavailable_cells > measure
+    for name in MEASURE_RULES:
+        workflow.ruleorder("unavailable_cells", name)
     ruleorder: unavailable_cells > evaluate
     ruleorder: unavailable_cells > quantize_onnxruntime_int8
     ruleorder: unavailable_cells > quantize_tensorrt_qdq

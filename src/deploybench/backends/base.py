@@ -44,6 +44,11 @@ class Runner(ABC):
     def close(self) -> None:  # noqa: B027 - most runners hold nothing that needs releasing
         """Release sessions, engines and device memory."""
 
+    def idle_settings(self) -> dict[str, str]:
+        """What the runner sets so that its threads do not spin while it waits between calls
+        (`deploybench.measure.idle`), for the result."""
+        return {}
+
     def share_cores(self) -> dict[str, str]:
         """Set the runner up to share the CPU with the pre- and post-processing around each
         call (end-to-end timing); returns the settings it changed, for the result."""

@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmd
     from deploybench.models.adapter import ModelAdapter
 
 SPINNING = "session.intra_op.allow_spinning"
+# The pool stops spinning when a Run returns and starts again with the next one: an idle
+# session (a measure group's worker between its slices) leaves the cores to the cell running.
+SPINNING_STOP = "session.force_spinning_stop"
 
 
 def session_options(threads: int, spinning: bool = True) -> Any:
@@ -28,6 +31,7 @@ def session_options(threads: int, spinning: bool = True) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry(SPINNING, "1" if spinning else "0")  # "1": ORT's default
+    options.add_session_config_entry(SPINNING_STOP, "1")
     return options
 
 
@@ -52,6 +56,9 @@ class OrtRunner(Runner):
         return ort.InferenceSession(str(self.model_path),
                                     session_options(self.threads, spinning),
                                     providers=self.providers)
+
+    def idle_settings(self) -> dict[str, str]:
+        return {SPINNING: "1", SPINNING_STOP: "1"}
 
     def share_cores(self) -> dict[str, str]:
         """A session without intra-op spinning. With ORT's default, its worker threads keep

@@ -36,30 +36,43 @@ def cpu_state() -> dict[str, Any]:
             "loadavg_1m": os.getloadavg()[0]}
 
 
-def _cpu_seconds() -> tuple[float, float, float] | None:
-    """(busy seconds of every CPU, steal seconds, this process's own CPU seconds) from /proc."""
+def _process_seconds(pid: int | str) -> float:
+    """CPU seconds of one process (all its threads) so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: tuple[int, ...] = ()) -> tuple[float, float, float] | None:
+    """(busy seconds of every CPU, steal seconds, CPU seconds of this process and `pids`)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        mine = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
     busy = user + nice + system + irq + softirq
-    return busy / ticks, steal / ticks, (int(mine[11]) + int(mine[12])) / ticks
+    mine = _process_seconds("self") + sum(_process_seconds(p) for p in pids)
+    return busy / ticks, steal / ticks, mine
 
 
 class OtherLoad:
     """How much CPU time *other* processes took while a window ran, in cores (CPU seconds per
     second), and what the hypervisor stole: the direct measure of a busy machine that the
-    1-minute load average (which counts this process too, and lags) is not."""
+    1-minute load average (which counts this process too, and lags) is not. `pids`: the
+    processes that are part of the measurement (a group's workers)."""
+
+    def __init__(self, pids: list[int] | tuple[int, ...] = ()) -> None:
+        self.pids = tuple(pids)
 
     def __enter__(self) -> OtherLoad:
-        self.start, self.t0 = _cpu_seconds(), time.perf_counter()
+        self.start, self.t0 = _cpu_seconds(self.pids), time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.end, self.t1 = _cpu_seconds(), time.perf_counter()
+        self.end, self.t1 = _cpu_seconds(self.pids), time.perf_counter()
 
     def summary(self) -> dict[str, float] | None:
         if self.start is None or self.end is None or self.t1 <= self.t0:

@@ -1,30 +1,25 @@
-"""The measure step: network latency of one cell on a real preprocessed validation image, then
-the end-to-end stage breakdown, with the machine's state and the process's peak memory."""
+"""One cell made ready to time: its network call on a real preprocessed validation image, the
+end-to-end stage breakdown, and the result record's numbers. A measure group
+(`deploybench.measure.group`) holds one such target per worker process and times them
+interleaved."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.backends import get_backend, skip_reason
+from deploybench.backends import get_backend
 from deploybench.errors import UserError
-from deploybench.measure.machine_state import (
-    GpuSampler,
-    OtherLoad,
-    cpu_state,
-    peak_rss_mib,
-    reference_workload_ms,
-)
-from deploybench.measure.stats import latency_stats
-from deploybench.measure.timing import StoppingRule, time_calls
+from deploybench.measure.machine_state import peak_rss_mib
 from deploybench.results import Cell
 
 if TYPE_CHECKING:
-    from deploybench.backends.base import Runner
     from deploybench.cell import CellInputs
 
 SCOPE = ("network only: input already on the backend's device -> backbone + neck + head -> "
@@ -33,94 +28,50 @@ END_TO_END = ("end to end: image file -> decode -> the model's test pipeline and
               "preprocessor -> to the device -> network -> to the host -> the model's "
               "post-processing (dataset records and annotation loading excluded)")
 
-
-def _torch_cuda_peak_mib(device: str) -> float | None:
-    if device != "cuda" or "torch" not in sys.modules:
-        return None
-    import torch
-
-    return torch.cuda.max_memory_allocated() / 2**20
-
-
-# Backends that run a file made by the export or build step: a repeat without the stage
-# breakdown times them on the export's saved input, without importing mmdet/mmseg or building
-# the model (most of a measure process's start-up).
+# Backends that run a file made by the export or build step: without the stage breakdown they
+# are timed on the export's saved input, without importing mmdet/mmseg or building the model.
 FILE_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino", "tensorrt")
 
 
-def _time_network(runner: Runner, batch: np.ndarray, rule: StoppingRule, threads: int
-                  ) -> dict[str, Any]:
-    """The timed window: first call apart, warm-up, samples; the machine around it."""
-    state: dict[str, Any] = {"before": cpu_state()}
+@dataclass
+class Target:
+    """A loaded cell: `call` runs the network once on the device-resident input, synchronized;
+    `stages` times the end-to-end breakdown (None where it is not taken)."""
+
+    call: Callable[[], None]
+    input_shape: list[int]
+    stages: Callable[[], dict[str, Any] | None]
+    extras: dict[str, Any] = field(default_factory=dict)  # placement, crops per image
+    settings: dict[str, str] = field(default_factory=dict)  # what the runner was set to
+
+
+def _call_of(runner: Any, batch: np.ndarray) -> Callable[[], None]:
     device_input = runner.to_device(np.ascontiguousarray(batch))
 
     def call() -> None:
         runner.run(device_input)
         runner.synchronize()
 
-    # The first call apart: it includes tracing (TorchScript), compiling (torch.compile) and
-    # lazy initialization, which the warm-up then leaves out of the samples.
-    start = time.perf_counter()
-    call()
-    first_call = time.perf_counter() - start
-    # The machine's noise floor around the window: a fixed kernel before and after, and the
-    # CPU time other processes took during it.
-    reference_before = reference_workload_ms()
-    with GpuSampler() as gpu, OtherLoad() as other:
-        samples = time_calls(call, rule)
-    state["reference_ms"] = {"before": reference_before, "after": reference_workload_ms()}
-    state["other_load"] = other.summary()
-    state["after"] = cpu_state()
-    return {"first_call_seconds": first_call, "samples_ms": samples,
-            "machine_state": {**state, "gpu": gpu.summary()}}
+    return call
 
 
-def _result(cell: Cell, timed: dict[str, Any], input_shape: list[int], device: str,
-            stages: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
-    stats = latency_stats(timed["samples_ms"], cell.batch)
-    gpu_state = timed["machine_state"]["gpu"]
-    memory = {"peak_rss_mib": peak_rss_mib(),
-              "torch_cuda_max_allocated_mib": _torch_cuda_peak_mib(device),
-              "device_used_mib": gpu_state["memory_used_mib_max"] if gpu_state else None}
-    return "ok", "", {"scope": SCOPE, "input_shape": input_shape,
-                      "first_call_seconds": timed["first_call_seconds"],
-                      "latency_ms": {k: v for k, v in stats.items() if k != "fps"},
-                      "fps": stats["fps"], "samples_ms": timed["samples_ms"],
-                      "stages": {"scope": END_TO_END, **stages} if stages else None,
-                      "memory": memory, "machine_state": timed["machine_state"]}
+def uses_saved_input(cell: Cell, saved_input: Path | None, stage_images: int) -> bool:
+    """A model file whose cell takes no stage breakdown is timed on the export's saved input."""
+    return (saved_input is not None and cell.backend in FILE_BACKENDS
+            and (stage_images == 0 or cell.batch > 1))
 
 
-def measure_saved_input(cell: Cell, artifact: Path, saved_input: Path, rule: StoppingRule,
-                        threads: int) -> tuple[str, str, dict[str, Any]]:
-    """Network-only latency of a file backend on the export's saved input (its first
-    `batch` images): what `measure_cell` times, without the model or the dataset."""
-    reason = skip_reason(cell.backend, cell.precision, cell.device)
-    if reason:
-        return "skipped", reason, {}
-    if not saved_input.is_file():
-        raise UserError(f"{saved_input} is missing; run the pipeline's export step")
-    saved = np.load(saved_input)
-    if len(saved) < cell.batch:
-        raise UserError(f"batch {cell.batch} needs at least {cell.batch} saved inputs; "
-                        f"{saved_input} has {len(saved)}: rerun the export")
-    runner = get_backend(cell.backend).load(None, artifact, cell.precision, cell.device,
-                                            threads)
-    try:
-        timed = _time_network(runner, saved[: cell.batch], rule, threads)
-    finally:
-        runner.close()
-    return _result(cell, timed, list(saved[: cell.batch].shape), cell.device, None)
-
-
-def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
-                 export_shape: list[int] | None, stage_images: int = 20
-                 ) -> tuple[str, str, dict[str, Any]]:
+@contextlib.contextmanager
+def open_target(cell: Cell, inputs: CellInputs, export_shape: list[int] | None,
+                saved_input: Path | None, stage_images: int, warmup_iters: int
+                ) -> Iterator[Target]:
+    """The cell loaded and its input on the device, for the lifetime of the context."""
+    if uses_saved_input(cell, saved_input, stage_images):
+        yield from _saved_input_target(cell, inputs, saved_input)
+        return
     from deploybench.cell import check_input_shape, open_cell
     from deploybench.measure.stages import time_stages
 
-    reason = skip_reason(cell.backend, cell.precision, inputs.device)
-    if reason:
-        return "skipped", reason, {}
     with open_cell(cell.backend, cell.precision, inputs) as opened:
         if len(opened.dataset) < cell.batch:
             raise UserError(f"batch {cell.batch} needs at least {cell.batch} test images; the "
@@ -130,26 +81,56 @@ def measure_cell(cell: Cell, inputs: CellInputs, rule: StoppingRule,
         check_input_shape(export_shape, tuple(batch.shape))
         graph_input = opened.adapter.graph_input(batch)  # slide inference: one crop
         runner = opened.runner
-        timed = _time_network(runner, graph_input.cpu().numpy(), rule, inputs.threads)
-        stages: dict[str, Any] = {}
-        if cell.batch == 1 and stage_images > 0:
+
+        def stages() -> dict[str, Any] | None:
+            if cell.batch != 1 or stage_images <= 0:
+                return None
+            taken: dict[str, Any] = {}
             shared = runner.share_cores()
             if shared:
-                stages["runner_settings"] = shared
+                taken["runner_settings"] = shared
             variants = [("reference", "reference", False), ("tensor", "tensor", False)]
             if opened.adapter.has_masks:
                 variants.append(("tensor_native_masks", "tensor", True))
             for name, path, native in variants:
                 try:
-                    stages[name] = time_stages(opened.adapter, opened.dataset, runner,
-                                               stage_images, min(rule.warmup_iters, stage_images),
-                                               path, inputs.device, native)
+                    taken[name] = time_stages(opened.adapter, opened.dataset, runner,
+                                              stage_images, min(warmup_iters, stage_images),
+                                              path, inputs.device, native)
                 except UserError as err:  # a transform the tensor path does not implement
-                    stages[name] = {"path": path, "skipped": str(err)}
+                    taken[name] = {"path": path, "skipped": str(err)}
+            return {"scope": END_TO_END, **taken}
+
+        extras = dict(opened.adapter.placement())
         crops = opened.adapter.crops(batch[:1])
-        placement = opened.adapter.placement()
-    result = _result(cell, timed, list(graph_input.shape), inputs.device, stages)
-    result[2].update(placement)
-    if crops > 1:  # the latency is per crop; the stage breakdown's network is per image
-        result[2]["crops_per_image"] = crops
-    return result
+        if crops > 1:  # the latency is per crop; the stage breakdown's network is per image
+            extras["crops_per_image"] = crops
+        yield Target(_call_of(runner, graph_input.cpu().numpy()), list(graph_input.shape),
+                     stages, extras, runner.idle_settings())
+
+
+def _saved_input_target(cell: Cell, inputs: CellInputs, saved_input: Path) -> Iterator[Target]:
+    if not saved_input.is_file():
+        raise UserError(f"{saved_input} is missing; run the pipeline's export step")
+    saved = np.load(saved_input)
+    if len(saved) < cell.batch:
+        raise UserError(f"batch {cell.batch} needs at least {cell.batch} saved inputs; "
+                        f"{saved_input} has {len(saved)}: rerun the export")
+    runner = get_backend(cell.backend).load(None, inputs.artifact, cell.precision,
+                                            inputs.device, inputs.threads)
+    try:
+        batch = saved[: cell.batch]
+        yield Target(_call_of(runner, batch), list(batch.shape), lambda: None, {},
+                     runner.idle_settings())
+    finally:
+        runner.close()
+
+
+def process_memory(device: str) -> dict[str, float | None]:
+    """This process's peak memory: resident, and what PyTorch allocated on the GPU."""
+    cuda = None
+    if device == "cuda" and "torch" in sys.modules:
+        import torch
+
+        cuda = torch.cuda.max_memory_allocated() / 2**20
+    return {"peak_rss_mib": peak_rss_mib(), "torch_cuda_max_allocated_mib": cuda}

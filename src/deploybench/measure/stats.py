@@ -80,3 +80,23 @@ def latency_stats(samples_ms: Sequence[float], batch: int = 1) -> dict[str, floa
             "median_ci95_low": ci_low, "median_ci95_high": ci_high,
             # Throughput of the typical call: images per second at the median latency.
             "fps": batch * 1000.0 / median if median > 0 else 0.0}
+
+
+def ratio_ci95(ratios: Sequence[float]) -> tuple[float, float, float]:
+    """(estimate, low, high) of a ratio from its per-round paired readings: the geometric mean
+    and Student's t 95 % interval on a log scale (a busy moment slows both cells of a round by
+    a factor, which the ratio cancels; what remains multiplies, and the bounds stay positive).
+    With fewer than two rounds the interval is unbounded."""
+    logs = np.log(np.asarray(ratios, dtype=np.float64))
+    center = float(np.exp(logs.mean()))
+    if logs.size < 2:
+        return center, 0.0, float("inf")
+    from scipy.stats import t as student_t
+
+    spread = student_t.ppf(0.975, logs.size - 1) * logs.std(ddof=1) / np.sqrt(logs.size)
+    return center, float(np.exp(logs.mean() - spread)), float(np.exp(logs.mean() + spread))
+
+
+def relative_halfwidth(low: float, high: float, center: float) -> float:
+    """Half the interval's width over its center: +-3 % is 0.03."""
+    return (high - low) / 2 / center if center > 0 else float("inf")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from deploybench.atomic import write_json, write_text
 from deploybench.backends import PRECISIONS
+from deploybench.measure.group import REFERENCE
 from deploybench.measure.machine_state import REFERENCE_KERNEL
 from deploybench.measure.run import END_TO_END, SCOPE
 from deploybench.report import drop_intervals, plots
@@ -28,14 +29,17 @@ from deploybench.report.table import (
     UNSTABLE_VS_TYPICAL,
     frame_of,
     read_records,
+    speedup_halfwidth,
     write_records,
 )
 
-REFERENCE = ("pytorch", "fp32")
+
 def _noise(r: Any) -> str:
     # Per-call CoV is no signal here: a few slow calls (page faults, a timer interrupt) raise it
     # on every cell of a busy or small machine, and the median ignores them.
     why = []
+    if r.group_stopped == "time cap" and speedup_halfwidth(r) > 0:  # not the reference
+        why.append(f"time cap (speed-up +-{100 * speedup_halfwidth(r):.1f} %)")
     if r.unstable is True:
         why.append(f"unstable (+-{100 * r.ci_rel_halfwidth:.0f} %)")
     if r.busy is True:
@@ -67,8 +71,17 @@ def _ran(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(ran, on=["backend", "device", "precision"])
 
 
+def speedup_text(row: Any) -> str:
+    """"x3.42" with the speed-up over the group's reference; "ref" for the reference itself."""
+    if pd.isna(getattr(row, "speedup", float("nan"))):
+        return ""
+    return "ref" if row.backend == REFERENCE[0] and row.precision == REFERENCE[1] \
+        else f"x{row.speedup:.2f}"
+
+
 def latency_table(frame: pd.DataFrame) -> str:
-    """mmdeploy's shape: one row per model and input, `ms` and `FPS` per backend and precision."""
+    """mmdeploy's shape: one row per model and input, `ms` (and the speed-up over PyTorch
+    fp32) and `FPS` per backend and precision."""
     table: dict[tuple, dict[str, str]] = {}
     for _, row in _ran(frame).iterrows():
         line = table.setdefault((row.model, row.task, row.resolution, row.batch),
@@ -76,21 +89,27 @@ def latency_table(frame: pd.DataFrame) -> str:
         line["Input"] = line["Input"] or (row.input if isinstance(row.input, str) else
                                           f"{row.batch}x3x{row.resolution}")
         ok = row.status == "ok" and not pd.isna(row.latency_ms_median)
-        line[f"{_combo(row)} ms"] = _num(row.latency_ms_median, ".2f") if ok else row.status
+        speed = speedup_text(row)
+        line[f"{_combo(row)} ms"] = (_num(row.latency_ms_median, ".2f")
+                                     + (f" ({speed})" if speed else "")) if ok else row.status
         line[f"{_combo(row)} FPS"] = _num(row.fps, ".1f") if ok else ""
     return _md(pd.DataFrame(list(table.values())).fillna(""))
 
 
 def _speedups(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Median speed-up of each cell vs PyTorch fp32 and vs its own backend's fp32 (same device,
-    model, input shape and batch); > 1 is faster."""
+    """Speed-up of each cell vs PyTorch fp32 (its measure group's paired estimate; for results
+    from before groups, the ratio of medians) and vs its own backend's fp32 (same device, model,
+    input shape and batch: the ratio of the two speed-ups over the same reference); > 1 is
+    faster."""
     keys = ["model", "resolution", "device", "batch"]
     medians = frame.set_index([*keys, "backend", "precision"]).latency_ms_median
+    paired = frame.set_index([*keys, "backend", "precision"]).speedup
 
     def ratio(row: Any, backend: str) -> float:
-        ref = medians.get((row.model, row.resolution, row.device, row.batch, backend, "fp32"),
-                          float("nan"))
-        return ref / row.latency_ms_median
+        key = (row.model, row.resolution, row.device, row.batch, backend, "fp32")
+        if pd.notna(row.speedup) and pd.notna(paired.get(key, float("nan"))):
+            return row.speedup / paired[key]
+        return medians.get(key, float("nan")) / row.latency_ms_median
 
     vs_pytorch = frame.apply(lambda r: ratio(r, REFERENCE[0]), axis=1)
     vs_fp32 = frame.apply(lambda r: ratio(r, r.backend) if r.precision != "fp32"
@@ -115,23 +134,38 @@ def conditions(frame: pd.DataFrame) -> str:
         return ""
     busy = timed[timed.busy == True]  # noqa: E712 - a nullable column
     floor = (f"the reference kernel ({REFERENCE_KERNEL}, timed before and after every "
-             f"cell) took {timed.reference_ms_min.min():.2f} ms at "
+             f"window) took {timed.reference_ms_min.min():.2f} ms at "
              f"its quietest and {timed.reference_ms_max.max():.2f} ms at its slowest "
              f"(x{timed.reference_ms_max.max() / timed.reference_ms_min.min():.2f})")
     others = (f"other processes took up to {timed.other_cores_max.max():.2f} cores during a "
               f"timed window (steal up to {timed.steal_cores_max.max():.2f})"
               if timed.other_cores_max.notna().any() else "")
-    # Intervals over repeats are symmetric on a log scale: a factor either way.
-    factor = float(((timed.latency_ms_median_ci95_high
-                     / timed.latency_ms_median_ci95_low) ** 0.5).median())
-    resolution = (f"The typical cell's median is known to within a factor of {factor:.2f} "
-                  "either way (the median over cells of the square root of the 95 % interval's "
-                  "upper over lower bound, below): medians less than about "
-                  f"{factor ** 2:.1f} x apart are not told apart by these runs.")
+    halfwidths = timed.apply(speedup_halfwidth, axis=1)
+    widths = [w for w in halfwidths.dropna() if w > 0]  # not the references themselves
+    capped = timed[(timed.group_stopped == "time cap") & (halfwidths > 0)]
+    if len(widths):
+        resolution = (
+            "Each model's cells at one input shape, device and batch were timed side by side in "
+            "one window, in interleaved rounds (*Latency statistics* says how): their speed-ups "
+            "over PyTorch fp32 come from the per-round paired ratios, in which the machine's "
+            "drift cancels. The typical speed-up is known to within "
+            f"+-{100 * float(pd.Series(widths).median()):.1f} % (95 % interval; the widest "
+            f"+-{100 * max(widths):.1f} %). Absolute medians carry the drift between windows: "
+            "compare them across models or runs with the reference kernel's figure beside them. "
+            + (f"{len(capped)} cells stopped at their group's time cap before their interval "
+               "reached the target (flagged *time cap*)." if not capped.empty else
+               "Every group reached its precision target before its time cap."))
+    else:  # results from before measure groups
+        factor = float(((timed.latency_ms_median_ci95_high
+                         / timed.latency_ms_median_ci95_low) ** 0.5).median())
+        resolution = (f"The typical cell's median is known to within a factor of {factor:.2f} "
+                      "either way (the median over cells of the square root of the 95 % "
+                      "interval's upper over lower bound, below): medians less than about "
+                      f"{factor ** 2:.1f} x apart are not told apart by these runs.")
     lines = ["## Measurement conditions\n",
              f"Noise floor of this machine over the runs shown: {floor}; {others}. A cell is "
              f"flagged *busy machine* when other processes took {BUSY_OTHER_CORES:g} cores or "
-             f"more during one of its windows, or the kernel around one of its windows ran "
+             f"more during its window, or the kernel around its window ran "
              f"{100 * (BUSY_REFERENCE - 1):.0f} % slower than around the median cell of its "
              f"run (the median here: {timed.reference_ms.median():.2f} ms). {resolution}\n"]
     if not busy.empty:
@@ -146,6 +180,10 @@ def conditions(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _interval(low: Any, high: Any, fmt: str) -> str:
+    return f"{low:{fmt}}-{high:{fmt}}" if pd.notna(low) and pd.notna(high) else ""
+
+
 def latency_detail(frame: pd.DataFrame) -> str:
     ok = frame[frame.latency_ms_median.notna()]
     if ok.empty:
@@ -154,26 +192,30 @@ def latency_detail(frame: pd.DataFrame) -> str:
     rows = [{"Model": r.model, "Input": r.resolution, "Backend": r.backend, "Device": r.device,
              "Precision": r.precision, "Batch": r.batch,
              "median": _num(r.latency_ms_median, ".2f"),
-             "median 95 % CI": (f"{r.latency_ms_median_ci95_low:.2f}-"
-                                f"{r.latency_ms_median_ci95_high:.2f}"
-                                if pd.notna(r.latency_ms_median_ci95_low) else ""),
+             "median 95 % CI": _interval(r.latency_ms_median_ci95_low,
+                                         r.latency_ms_median_ci95_high, ".2f"),
+             "x PyTorch fp32": _num(vs_pytorch[i], ".2f"),
+             "speed-up 95 % CI": ("reference" if speedup_text(r) == "ref" else
+                                  _interval(r.speedup_ci95_low, r.speedup_ci95_high, ".3f")),
+             "x own fp32": _num(vs_fp32[i], ".2f"),
              "mean": _num(r.latency_ms_mean, ".2f"),
              "p90": _num(r.latency_ms_p90, ".2f"), "p95": _num(r.latency_ms_p95, ".2f"),
              "p99": _num(r.latency_ms_p99, ".2f"), "std": _num(r.latency_ms_std, ".2f"),
              "CoV": _num(100 * r.latency_cov, ".1f") + " %",
-             "repeats": int(r.repeats) if pd.notna(r.repeats) else "",
-             "CI over": ("repeats" if pd.notna(r.repeats) and r.repeats > 1 else "samples"),
-             "repeat spread": (_num(100 * r.repeat_spread, ".1f") + " %"
-                               if pd.notna(r.repeats) and r.repeats > 1 else ""),
+             "rounds": _count(r.rounds), "calls / slice": _count(r.slice_calls),
+             "stopped": r.group_stopped if isinstance(r.group_stopped, str) else "",
              "flag": _noise(r),
              "FPS": _num(r.fps, ".1f"), "samples": int(r.latency_samples),
              "first call s": _num(r.first_call_s, ".2f"),
+             "idle cores": _num(r.idle_cores, ".3f"),
              "peak RSS MiB": _num(r.peak_rss_mib, ".0f"),
-             "x PyTorch fp32": _num(vs_pytorch[i], ".2f"),
-             "x own fp32": _num(vs_fp32[i], ".2f"),
              "measured": _measured(r)}
             for i, r in zip(ok.index, ok.itertuples(), strict=True)]
     return _md(pd.DataFrame(rows))
+
+
+def _count(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else str(int(value))
 
 
 STAGE_LABELS = {"decode": "decode", "preprocess": "preprocess", "to_device": "to device",
@@ -659,7 +701,7 @@ FIGURE_CAPTIONS = {
                    "for each backend, precision and preprocessing path; the detail page's *End "
                    "to end, stage by stage* has the numbers"),
     "latency-distribution.svg": ("Latency distribution", "every latency sample of each cell, "
-                                 "all repeats pooled: the spread the medians come from"),
+                                 "all rounds pooled: the spread the medians come from"),
     "throughput.svg": ("Throughput", "images per second against batch size, for the models "
                        "measured at more than one batch (each runs one graph with a dynamic "
                        "batch axis at every batch: the detail page's *Builds* says which)"),
@@ -715,15 +757,27 @@ def render_front_page(frame: pd.DataFrame, profile: str, summary: dict[str, Any]
             f"[{Path(p).stem}]({p})" for p in model_pages or [])) else [])])
 
 
+def method_sentence(measured: list[dict[str, Any]]) -> str:
+    """How the run's measure groups timed their cells, from their settings."""
+    groups = [r["settings"]["group_settings"] for r in measured
+              if "group_settings" in r["settings"]]
+    if not groups:
+        return ""
+    g = groups[0]
+    rounds = [r["group"]["rounds"] for r in measured if r.get("group")]
+    return (f" Each cell: its first call apart, a warm-up of at least {g['warmup_iters']} calls "
+            f"and {g['warmup_seconds']:g} s; then rounds of one slice per cell (about "
+            f"{1000 * g['slice_seconds']:g} ms, at least 3 calls) until every speed-up's 95 % "
+            f"interval is within +-{100 * g['precision']:g} % (at least {g['min_rounds']} rounds "
+            f"and {g['min_seconds']:g} s) or the group's time cap of {g['max_seconds']:g} s; "
+            f"{min(rounds)} to {max(rounds)} rounds ran per group.")
+
+
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
            gates: pd.DataFrame, tolerances: dict[str, dict[str, float]],
            summary: dict[str, Any], published: pd.DataFrame) -> str:
     measured = [r for r in records if r["step"] == "measure" and r["status"] == "ok"]
-    rule = measured[0]["settings"]["stopping_rule"] if measured else None
-    timing = ("" if rule is None else
-              f" Warm-up of at least {rule['warmup_iters']} calls and "
-              f"{rule['warmup_seconds']:g} s, "
-              f"then timed until at least {rule['min_iters']} calls and {rule['min_seconds']:g} s.")
+    timing = method_sentence(measured)
     parts = [
         f"# Benchmark: {profile}\n",
         "Generated by `deploybench report` from the pipeline's result files; do not edit by hand. "
@@ -737,24 +791,26 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "under *Cells that did not run*.\n",
         latency_table(frame),
         "### Latency statistics\n",
-        f"All in ms, {SCOPE}, over the pooled samples of every repeat (*repeats*: separate "
-        "processes, interleaved across cells, so that drift of the machine spreads over every "
-        "cell). *median 95 % CI*: with repeats, Student's t interval over the repeats' medians "
-        "(log scale, repeats - 1 degrees of freedom: wide with three, as three runs warrant), "
-        "never narrower than a hierarchical bootstrap (the repeats resampled, then the samples "
-        "within each), so that the interval includes the run-to-run spread; with one repeat, a "
-        "bootstrap of its samples, which does not (*CI over*). *repeat "
-        "spread*: max - min of the repeat medians over their median. *flag*: *unstable* when "
-        f"the CI's half-width exceeds {100 * UNSTABLE:g} % of the median and "
-        f"{UNSTABLE_VS_TYPICAL:g} x the run's typical half-width (stated under *Measurement "
-        "conditions*: on a noisy machine every interval is wide, and the flag marks the cells "
-        "well beyond the rest); *busy machine* as under *Measurement conditions*. "
+        f"All in ms, {SCOPE}, over every timed call of the cell's rounds. *x PyTorch fp32*: "
+        "the speed-up over PyTorch fp32 on the same device, model, input and batch, from the "
+        "rounds of their measure group: in each round every cell ran one slice of calls (in a "
+        "new random order), the ratio of the two slices' medians is that round's reading, and "
+        "the estimate is their geometric mean; *speed-up 95 % CI*: Student's t interval of "
+        "those per-round ratios on a log scale. *x own fp32*: the same against the backend's "
+        "own fp32 cell. *median 95 % CI*: the absolute median's interval, a bootstrap that "
+        "resamples the rounds, then the calls within each; it holds this window's noise, not "
+        "the drift between windows. *rounds*, *calls / slice*: what ran; *stopped*: "
+        "*precision* when every speed-up of the group reached its target, *time cap* when the "
+        "group's rounds ran out of time first. *idle cores*: the CPU the cell's worker process "
+        "took while it waited for its next slice, in cores (its runtime's threads spinning "
+        "would show here; README, *Reading the numbers*). *flag*: *time cap* with the interval "
+        "reached; *unstable* when the median's interval's half-width exceeds "
+        f"{100 * UNSTABLE:g} % and {UNSTABLE_VS_TYPICAL:g} x the run's typical half-width; "
+        "*busy machine* as under *Measurement conditions*. "
         "Per-call CoV is shown but flags nothing: a few slow calls raise it on any busy or "
         "small machine while the median ignores them. "
         "*first call s*: the first call, timed apart and left out of the samples (it includes "
-        "TorchScript tracing, torch.compile compiling from cold caches, lazy initialization). "
-        "*x PyTorch fp32* and *x own fp32*: median speed-up against PyTorch fp32 and against "
-        "the same backend at fp32, same device (below 1: slower).\n",
+        "TorchScript tracing, torch.compile compiling from cold caches, lazy initialization).\n",
         latency_detail(frame),
         *slide_note(records),
         *split_note(records),
@@ -780,7 +836,9 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "exactly. *network share*: network over end to end. ONNX Runtime runs here with "
         "intra-op spinning off (`session.intra_op.allow_spinning=0`): with ORT's default its "
         "idle worker threads keep spinning through the processing that follows each call and "
-        "slow it 2-3x on few cores. The network-only latency above keeps the default.\n",
+        "slow it 2-3x on few cores. The network-only latency above keeps ORT's spinning "
+        "within each call (`session.force_spinning_stop=1` stops it only when a call "
+        "returns).\n",
         stages_table(records),
         *split_note(records),
         "## Accuracy\n",

@@ -5,8 +5,15 @@ per hardware profile) or one profile's folder. Each profile's `results.csv` hold
 median and its 95 % confidence interval, and `environment.json` the packages, hardware and
 image the numbers came from, so that a latency change can be read against what else changed.
 
-A latency change is a verdict only when it is larger than the threshold *and* the two
-confidence intervals do not overlap; anything less is reported as unchanged (within noise).
+A latency verdict rests first on each cell's speed-up over PyTorch fp32 in its own run (its
+measure group's paired estimate): a machine that drifts, or another host, moves every cell of a
+group alike and leaves the speed-ups where they were. A change counts only when it is larger
+than the threshold *and* the two intervals do not overlap. Absolute milliseconds, divided by
+the reference kernel timed around the same window (the machine-speed index), decide too, but
+only where the environment is unchanged (same host, CPU, kernel, packages, image) and the move
+is beyond `ABSOLUTE_THRESHOLD`: what moves every cell at once (fewer threads, a slower
+library) shows there and not in the speed-ups. Where the environment changed, absolute moves
+are shown and never called improvements or regressions.
 """
 
 from __future__ import annotations
@@ -26,9 +33,17 @@ METRIC_FORMATS = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".2f", "aAcc": "
 # Parity that got worse by more than this is reported (float nondeterminism moves it less).
 PARITY_WORSE = {"parity_min_cosine": 1e-3, "boxes_matched": 0.01, "pixel_agreement": 0.01,
                 "mean_mask_iou": 0.01}
-VERDICTS = ("regressed", "now failing", "improved", "unchanged (within noise)", "new", "gone",
-            "now skipped", "now running", "still failing", "still skipped")
-QUIET = ("unchanged (within noise)", "still skipped")  # listed under a fold, not up front
+VERDICTS = ("regressed", "now failing", "improved", "unchanged (within noise)",
+            "not compared (environment changed)", "new", "gone", "now skipped", "now running",
+            "still failing", "still skipped")
+# listed under a fold, not up front
+QUIET = ("unchanged (within noise)", "not compared (environment changed)", "still skipped")
+# The reference kernel's own readings vary by about 10 % (CoV) on a shared VM: a move of
+# kernel-normalised milliseconds counts only well beyond that.
+ABSOLUTE_THRESHOLD = 0.25
+# What makes absolute milliseconds of two runs incomparable (environment.json's keys).
+CONDITIONS = ("hardware host", "hardware cpu", "hardware cores", "hardware system",
+              "hardware gpu", "image")
 GITHUB_BODY_LIMIT = 65_000  # GitHub refuses pull-request bodies above 65,536 characters
 
 
@@ -40,6 +55,8 @@ class Comparison:
     parity: list[dict[str, Any]] = field(default_factory=list)
     environment: list[dict[str, str]] = field(default_factory=list)
     not_measured: list[str] = field(default_factory=list)  # profiles whose docs did not change
+    # what changed that makes absolute milliseconds incomparable
+    conditions: list[dict[str, str]] = field(default_factory=list)
 
     def count(self, verdict: str) -> int:
         return int((self.cells.verdict == verdict).sum()) if not self.cells.empty else 0
@@ -70,25 +87,64 @@ def _read(folder: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, env
 
 
-def _latency_verdict(old: Any, new: Any, threshold: float) -> tuple[str, float | None]:
+def _apart(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    if any(pd.isna(v) for v in (*a, *b)):
+        return True  # no interval to compare (e.g. results from before intervals existed)
+    return not (a[0] <= b[1] and b[0] <= a[1])
+
+
+def _speedup_change(old: Any, new: Any) -> tuple[float, bool] | None:
+    """(relative slow-down of the cell against its run's reference, intervals apart), where
+    both sides have a paired speed-up and the cell is not the reference itself."""
+    if pd.isna(getattr(old, "speedup", float("nan"))) or pd.isna(getattr(new, "speedup",
+                                                                          float("nan"))):
+        return None
+    if new.speedup_ci95_low == new.speedup_ci95_high:  # the reference: 1 by definition
+        return None
+    return (old.speedup / new.speedup - 1,
+            _apart((old.speedup_ci95_low, old.speedup_ci95_high),
+                   (new.speedup_ci95_low, new.speedup_ci95_high)))
+
+
+def _absolute_change(old: Any, new: Any) -> tuple[float, bool]:
+    """(relative change of the median, intervals apart), both divided by the reference kernel
+    around their window where both have it."""
+    old_k, new_k = getattr(old, "reference_ms", None), getattr(new, "reference_ms", None)
+    scale_old, scale_new = ((old_k, new_k) if old_k and new_k and pd.notna(old_k)
+                            and pd.notna(new_k) else (1.0, 1.0))
+    change = (new.latency_ms_median / scale_new) / (old.latency_ms_median / scale_old) - 1
+    return change, _apart(
+        (old.latency_ms_median_ci95_low / scale_old, old.latency_ms_median_ci95_high / scale_old),
+        (new.latency_ms_median_ci95_low / scale_new, new.latency_ms_median_ci95_high / scale_new))
+
+
+def _latency_verdict(old: Any, new: Any, threshold: float, comparable: bool = True
+                     ) -> tuple[str, float | None, str]:
+    """(verdict, change, what it rests on)."""
     if old is None:
-        return "new", None
+        return "new", None, ""
     if new is None:
-        return "gone", None
+        return "gone", None, ""
     if new.status != "ok":
         if old.status == new.status:
-            return f"still {new.status}", None
-        return ("now failing" if new.status == "failed" else "now skipped"), None
+            return f"still {new.status}", None, ""
+        return ("now failing" if new.status == "failed" else "now skipped"), None, ""
     if old.status != "ok":
-        return "now running", None
-    change = new.latency_ms_median / old.latency_ms_median - 1
-    apart = not (new.latency_ms_median_ci95_low <= old.latency_ms_median_ci95_high
-                 and old.latency_ms_median_ci95_low <= new.latency_ms_median_ci95_high)
-    if pd.isna(new.latency_ms_median_ci95_low) or pd.isna(old.latency_ms_median_ci95_low):
-        apart = True  # no interval to compare (e.g. results from before intervals existed)
-    if abs(change) > threshold and apart:
-        return ("regressed" if change > 0 else "improved"), change
-    return "unchanged (within noise)", change
+        return "now running", None, ""
+    if comparable:
+        change, apart = _absolute_change(old, new)
+        if abs(change) > max(threshold, ABSOLUTE_THRESHOLD) and apart:
+            return ("regressed" if change > 0 else "improved"), change, "ms / kernel"
+    relative = _speedup_change(old, new)
+    if relative is not None:
+        change, apart = relative
+        if abs(change) > threshold and apart:
+            return ("regressed" if change > 0 else "improved"), change, "speed-up"
+        return "unchanged (within noise)", change, "speed-up"
+    if not comparable:
+        return "not compared (environment changed)", None, ""
+    change, _ = _absolute_change(old, new)
+    return "unchanged (within noise)", change, "ms / kernel"
 
 
 def _rows_by_key(frame: pd.DataFrame) -> dict[tuple, Any]:
@@ -162,12 +218,17 @@ def compare(base: Path, new: Path, threshold: float,
         (old_frame, old_env), (new_frame, new_env) = (_read(old_profiles.get(profile)),
                                                       _read(new_profiles.get(profile)))
         old_rows, new_rows = _rows_by_key(old_frame), _rows_by_key(new_frame)
+        changed = [c for c in _environment_changes(profile, old_env, new_env)
+                   if c["what"] in CONDITIONS] if old_env and new_env else []
+        result.conditions += changed
         for key in [*old_rows, *(k for k in new_rows if k not in old_rows)]:
             o, n = old_rows.get(key), new_rows.get(key)
-            verdict, change = _latency_verdict(o, n, threshold)
+            verdict, change, basis = _latency_verdict(o, n, threshold, not changed)
             rows.append({"profile": profile, "cell": _label(n if n is not None else o),
                          "old_ms": getattr(o, "latency_ms_median", None),
                          "new_ms": getattr(n, "latency_ms_median", None), "change": change,
+                         "old_x": getattr(o, "speedup", None), "new_x": getattr(n, "speedup", None),
+                         "basis": basis,
                          "old_ci": _ci(o), "new_ci": _ci(n), "verdict": verdict,
                          "reason": (getattr(n, "reason", "") if verdict in ("now failing",
                                                                             "now skipped")
@@ -182,8 +243,9 @@ def compare(base: Path, new: Path, threshold: float,
                 result.environment.append({"profile": profile, "what": "environment.json",
                                            "old": "recorded" if old_env else "not recorded",
                                            "new": "recorded" if new_env else "not recorded"})
-    result.cells = pd.DataFrame(rows, columns=["profile", "cell", "old_ms", "new_ms", "change",
-                                               "old_ci", "new_ci", "verdict", "reason"])
+    result.cells = pd.DataFrame(rows, columns=["profile", "cell", "old_ms", "new_ms", "old_x",
+                                               "new_x", "change", "basis", "old_ci", "new_ci",
+                                               "verdict", "reason"])
     return result
 
 
@@ -207,10 +269,16 @@ def _md(rows: list[dict[str, Any]]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def _x(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"x{value:.2f}"
+
+
 def _cell_table(frame: pd.DataFrame) -> str:
     return _md([{"Profile": r.profile, "Cell": r.cell, "old ms": _ms(r.old_ms),
                  "old 95 % CI": r.old_ci, "new ms": _ms(r.new_ms), "new 95 % CI": r.new_ci,
+                 "old x PyTorch": _x(r.old_x), "new x PyTorch": _x(r.new_x),
                  "change": "" if pd.isna(r.change) else f"{100 * r.change:+.1f} %",
+                 "on": r.basis,
                  "verdict": r.verdict + (f": {r.reason}" if r.reason else "")}
                 for r in frame.itertuples()])
 
@@ -221,17 +289,29 @@ def render(result: Comparison, threshold: float) -> str:
     worst = (regressed.loc[regressed.change.astype(float).idxmax()] if not regressed.empty
              else None)
     counts = ", ".join(f"{result.count(v)} {v}" for v in VERDICTS if result.count(v))
-    lines = ["## Benchmark changes", "",
-             f"Profiles: {', '.join(result.profiles) or 'none'}. Cells: {counts or 'none'}."
+    lines = ["## Benchmark changes", ""]
+    if result.conditions:
+        what = "; ".join(f"{c['profile']}: {c['what']} {c['old']} -> {c['new']}"
+                         for c in result.conditions)
+        lines += [f"**The machine changed** ({what}). Absolute milliseconds of the two sides "
+                  "are not comparable: they are shown, and no cell is called improved or "
+                  "regressed on them. Verdicts rest on each cell's speed-up over PyTorch fp32 "
+                  "within its own run.", ""]
+    lines += [f"Profiles: {', '.join(result.profiles) or 'none'}. Cells: {counts or 'none'}."
              + (f" Not measured again (docs unchanged): {', '.join(result.not_measured)}."
                 if result.not_measured else "")]
     if worst is not None:
+        moved = (f"speed-up over PyTorch fp32 {_x(worst.old_x)} -> {_x(worst.new_x)}"
+                 if worst.basis == "speed-up" else "against the reference kernel")
         lines.append(f"Worst regression: {worst.cell} on {worst.profile}, {_ms(worst.old_ms)} -> "
-                     f"{_ms(worst.new_ms)} ms ({100 * worst.change:+.1f} %).")
+                     f"{_ms(worst.new_ms)} ms ({moved}: {100 * worst.change:+.1f} %).")
     lines.append(f"Accuracy beyond its gate: {len(result.accuracy)}. Parity worse: "
                  f"{len(result.parity)}. Environment changes: {len(result.environment)}.")
     lines += ["", f"A latency change counts only when it exceeds {100 * threshold:g} % **and** "
-              "the two medians' 95 % confidence intervals do not overlap; all latencies are the "
+              "the two 95 % intervals do not overlap: of the cell's speed-up over PyTorch fp32 "
+              "in its own run (*on: speed-up*), or, on an unchanged machine only, of its median "
+              "divided by the reference kernel timed around its window, beyond "
+              f"{100 * ABSOLUTE_THRESHOLD:g} % (*on: ms / kernel*). All latencies are the "
               "network alone (input on the device, outputs left there, synchronized).", ""]
     changed = cells[~cells.verdict.isin(QUIET)]
     if not changed.empty:

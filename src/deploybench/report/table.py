@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploybench.measure.stats import latency_stats, repeats_median_ci95
+from deploybench.measure.stats import latency_stats, relative_halfwidth, repeats_median_ci95
 from deploybench.metric_bootstrap import COCO_METRICS, MIOU
 from deploybench.report.published import COLUMNS as PUBLISHED
 from deploybench.results import load_result
@@ -33,6 +33,8 @@ MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "f
                  "tensor_preprocess_ms", "tensor_e2e_ms_median",
                  "peak_rss_mib", "gpu_memory_mib", "loadavg_before", "loadavg_after",
                  "cpu_governor", "gpu_throttled", "repeats", "repeat_spread",
+                 "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_vs", "rounds",
+                 "slices", "slice_calls", "group_stopped", "group_window_s", "idle_cores",
                  "ci_rel_halfwidth", "reference_ms", "reference_ms_min", "reference_ms_max",
                  "other_cores_max",
                  "steal_cores_max", "busy", "unstable"]
@@ -205,24 +207,29 @@ def _provenance_columns(row: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
-    """A cell's latency over all its repeats: statistics of the pooled samples, and how far the
-    repeats' own medians lie apart (max - min over their median)."""
+    """A cell's latency: its measure group's record (older results: statistics of the
+    samples pooled over its repeats, and how far the repeats' own medians lie apart)."""
     samples = [ms for r in repeats for ms in r["samples_ms"]]
     stats = latency_stats(samples, batch)
-    low, high = repeats_median_ci95([r["samples_ms"] for r in repeats])
-    medians = [r["latency_ms"]["median"] for r in repeats]
     first = repeats[0]
+    if len(repeats) == 1 and "rounds_ms" in first:  # a measure group's interval, over rounds
+        low, high = first["latency_ms"]["median_ci95_low"], first["latency_ms"]["median_ci95_high"]
+    else:
+        low, high = repeats_median_ci95([r["samples_ms"] for r in repeats])
+    medians = [r["latency_ms"]["median"] for r in repeats]
     states = [r.get("machine_state") or {} for r in repeats]
-    references = [v for s in states for v in (s.get("reference_ms") or {}).values()]
-    # Each repeat's best reading of the kernel (before or after its window); the cell's is its
-    # slowest repeat's: one window on a slow machine is enough to distort the cell.
-    readings = [min(s["reference_ms"].values()) for s in states if s.get("reference_ms")]
+    references = [v for s in states for v in (s.get("reference_ms") or {}).values()
+                  if v is not None]
+    # Each window's best reading of the kernel (before or after it); the cell's is its
+    # slowest window's: one window on a slow machine is enough to distort the cell.
+    readings = [min(v for v in s["reference_ms"].values() if v is not None) for s in states
+                if any(v is not None for v in (s.get("reference_ms") or {}).values())]
     others = [s["other_load"] for s in states if s.get("other_load")]
     return {**{f"latency_ms_{s}": stats[s] for s in LATENCY},
             "input": "x".join(map(str, first["input_shape"])), "latency_cov": stats["cov"],
             "fps": stats["fps"], "latency_samples": stats["count"],
             "first_call_s": first.get("first_call_seconds"),
-            **_measure_extras(first),
+            **_measure_extras(first), **_group_columns(first),
             "latency_ms_median_ci95_low": low, "latency_ms_median_ci95_high": high,
             "ci_rel_halfwidth": (high - low) / 2 / stats["median"],
             "reference_ms": max(readings, default=None),
@@ -232,6 +239,29 @@ def _pooled(repeats: list[dict[str, Any]], batch: int) -> dict[str, Any]:
             "steal_cores_max": max((o["steal_cores"] for o in others), default=None),
             "repeats": len(repeats),
             "repeat_spread": (max(medians) - min(medians)) / float(np.median(medians))}
+
+
+def _group_columns(result: dict[str, Any]) -> dict[str, Any]:
+    """The measure group's figures for its cell: the speed-up over the group's reference with
+    its interval, the rounds and slices that ran and why they stopped, and the CPU the cell's
+    worker took while it waited (absent in results from before groups)."""
+    group = result.get("group")
+    if not group:
+        return {}
+    speedup = result.get("speedup") or {}
+    idle = result.get("idle") or {}
+    return {"speedup": speedup.get("estimate"), "speedup_ci95_low": speedup.get("ci95_low"),
+            "speedup_ci95_high": speedup.get("ci95_high"), "speedup_vs": speedup.get("vs"),
+            "rounds": group["rounds"], "slices": group["slices"],
+            "slice_calls": group.get("slice_calls"), "group_stopped": group["stopped"],
+            "group_window_s": group["window_s"], "idle_cores": idle.get("cores")}
+
+
+def speedup_halfwidth(row: Any) -> float:
+    """The speed-up's 95 % interval's half-width, relative (NaN without one)."""
+    if pd.isna(getattr(row, "speedup_ci95_low", float("nan"))):
+        return float("nan")
+    return relative_halfwidth(row.speedup_ci95_low, row.speedup_ci95_high, row.speedup)
 
 
 def _mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
