@@ -148,6 +148,10 @@ def test_a_nested_number_from_the_command_line_says_to_use_a_file(config: dict) 
 
 
 def test_unknown_key_is_named(config: dict) -> None:
+    config["measure"]["repeats"] = 3  # the setting before measure groups: what replaced it
+    with pytest.raises(UserError, match=r"measure.repeats is gone: each model's cells are timed"):
+        validate(config)
+    del config["measure"]["repeats"]
     config["measure"]["min_ruonds"] = 3
     with pytest.raises(UserError, match=r"measure: .*'min_ruonds' was unexpected"):
         validate(config)

@@ -122,16 +122,18 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
             if row[0] not in jobs_before]
     rules = [re.match(r"rule_(\w+?)(?:_wildcards_|$)", comment).group(1)
              for _, _, comment, *_ in jobs]
-    assert {"synthetic_dataset", "export_onnx", "reference_outputs", "measure",
+    assert {"synthetic_dataset", "export_onnx", "reference_outputs", "measure_cpu",
             "evaluate"} <= set(rules)
     assert not {"fetch_checkpoint", "unavailable_cells", "report", "publish"} & set(rules)
     assert {state for *_, state in jobs} == {"COMPLETED"}
     partitions = {CPU_NODE: "cpu", GPU_NODE: "gpu", None: "cpu"}  # shared: the first's
     for _, partition, comment, *_ in jobs:
         assert partition == partitions[job_profile(comment)], comment
-    measure = [job for job, rule in zip(jobs, rules, strict=True) if rule == "measure"]
+    measure = [job for job, rule in zip(jobs, rules, strict=True)
+               if rule in ("measure_cpu", "measure_cuda")]
     assert {(m[3], m[4]) for m in measure} == {("8G", "01:00:00")}
-    assert sorted(job_profile(m[2]) for m in measure) == [CPU_NODE] * 4 + [GPU_NODE] * 8
+    # One measure group per model and device: the CPU node type's CUDA groups never ran.
+    assert sorted(job_profile(m[2]) for m in measure) == [CPU_NODE] * 2 + [GPU_NODE] * 4
     for job, *_ in measure:  # the controller keeps finished jobs (MinJobAge)
         shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True,
                                text=True, check=True).stdout
@@ -141,18 +143,20 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
     # complete, and the next invocation reruns it. First scancel, then the time limit.
     again = {**copy.deepcopy(config), "profile": GPU_NODE, "run": "again"}
     victim = (cluster / "results" / GPU_NODE / "again" / "measure" / "fast_scnn_shapes"
-              / "192x192" / "cpu" / "onnxruntime-fp32-b1-r1.json")
+              / "192x192" / "cpu" / "onnxruntime-fp32-b1.json")
     killed = tmp_path / "killed.log"
     with killed.open("w") as log:
         background = subprocess.Popen(snakemake_command(cluster, again, *SLURM),
                                       stdout=log, stderr=subprocess.STDOUT, text=True)
-        job = wait_for_job("fast_scnn_shapes", "onnxruntime", "cpu", background)
+        job = wait_for_job("fast_scnn_shapes", "cpu", background)
         subprocess.run(["scancel", job], check=True)
         assert background.wait(timeout=900) != 0
     text = killed.read_text()
     assert f"SLURM-job '{job}' failed, SLURM status is: 'CANCELLED'" in text, text[-3000:]
     assert not victim.exists()
-    assert (victim.parent / "pytorch-fp32-b1-r1.json").is_file()  # the other cells completed
+    assert not (victim.parent / "pytorch-fp32-b1.json").exists()  # its group's, with it
+    other = cluster / "results" / GPU_NODE / "again" / "measure" / "rtmdet_tiny_shapes"
+    assert (other / "160x160" / "cpu" / "pytorch-fp32-b1.json").is_file()  # the others ran
 
     # A measurement that outlasts its rule's time limit (here 1 minute, its timing asked to
     # take 3) is killed by Slurm: TIMEOUT, and still no output.
@@ -160,7 +164,7 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
                                                 "max_seconds": 240}}
     start = time.monotonic()
     run = slurm(cluster, slow, str(victim.relative_to(cluster)), "--set-resources",
-                "measure:runtime=1")
+                "measure_cpu:runtime=1")
     assert run.returncode != 0
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'TIMEOUT'",
                      run.stdout + run.stderr), (run.stdout + run.stderr)[-3000:]
@@ -170,23 +174,22 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
     run = slurm(cluster, again)
     assert run.returncode == 0, run.stderr[-5000:]
     assert victim.is_file()
-    assert "measure:" in run.stdout + run.stderr
+    assert "measure_cpu:" in run.stdout + run.stderr
     assert accuracy_rows(cluster, GPU_NODE).equals(here)
 
 
-def wait_for_job(model: str, backend: str, device: str, run: subprocess.Popen[str],
+def wait_for_job(model: str, device: str, run: subprocess.Popen[str],
                  timeout: float = 600) -> str:
-    """The Slurm id of the running measure job of that cell (the executor's job comment names
-    the rule and its wildcards' values)."""
+    """The Slurm id of the running measure group of that model and device (the executor's job
+    comment names the rule and its wildcards' values)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and run.poll() is None:
         out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"],
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             job, comment = line.split("|", 1)
-            # rule_measure_wildcards_<profile>_<model>_<shape>_<device>_<backend>_<precision>_...
-            if (comment.startswith("rule_measure_wildcards_") and f"_{model}_" in comment
-                    and f"_{device}_{backend}_" in comment):
+            # rule_measure_<device>_wildcards_<profile>_<model>_<shape>_<batch>
+            if comment.startswith(f"rule_measure_{device}_wildcards_") and f"_{model}_" in comment:
                 return job
         time.sleep(0.5)
     raise AssertionError("the measure job never ran")

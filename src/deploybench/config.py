@@ -76,6 +76,10 @@ def _message(error: jsonschema.ValidationError) -> str:
     if error.validator in ("oneOf", "anyOf", "pattern") and "description" in error.schema:
         what = "key" if "propertyNames" in error.schema_path else "value"
         return f"{what} {error.instance!r} is not valid; expected {error.schema['description']}"
+    retired = sorted(set(RETIRED) & set(error.instance)) \
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict) else []
+    if retired and _where(error) == "measure":
+        return f"{error.message}: {'; '.join(RETIRED[k] for k in retired)}"
     if _string_from_cli(error):
         return (f"{error.message}; if it was given with --config: Snakemake passes a value "
                 "inside a mapping there as a string, so set it in a YAML file given with "
@@ -83,6 +87,10 @@ def _message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+# measure settings of the time before measure groups, and what replaced them
+RETIRED = {"repeats": "measure.repeats is gone: each model's cells are timed side by side in "
+                      "interleaved rounds until their speed-ups are known to measure.precision",
+           "min_iters": "measure.min_iters is gone: use measure.min_rounds"}
 _YAML_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,)}
 
 

@@ -58,7 +58,7 @@ def measure_threads(w, device):
 
 
 # One measure group per model x input shape x device x batch: every planned backend and
-# precision of that device, timed side by side in one window (README, "Reading the numbers").
+# precision of that device, timed side by side in one window (README, "What the numbers mean").
 # The cells of a device are the same for every model, so each device has one rule.
 MEASURE_RULES = []
 for DEVICE in PLAN.config["matrix"]["devices"]:

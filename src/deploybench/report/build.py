@@ -803,7 +803,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "*precision* when every speed-up of the group reached its target, *time cap* when the "
         "group's rounds ran out of time first. *idle cores*: the CPU the cell's worker process "
         "took while it waited for its next slice, in cores (its runtime's threads spinning "
-        "would show here; README, *Reading the numbers*). *flag*: *time cap* with the interval "
+        "would show here; README, *What the numbers mean*). *flag*: *time cap* with the interval "
         "reached; *unstable* when the median's interval's half-width exceeds "
         f"{100 * UNSTABLE:g} % and {UNSTABLE_VS_TYPICAL:g} x the run's typical half-width; "
         "*busy machine* as under *Measurement conditions*. "
