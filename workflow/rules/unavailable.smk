@@ -54,11 +54,13 @@ if UNAVAILABLE:
     localrules:
         unavailable_cells,
 
-    for name in MEASURE_RULES:
-        workflow.ruleorder("unavailable_cells", name)
     ruleorder: unavailable_cells > evaluate
     ruleorder: unavailable_cells > quantize_onnxruntime_int8
     ruleorder: unavailable_cells > quantize_tensorrt_qdq
     ruleorder: unavailable_cells > convert_onnxruntime_fp16
     ruleorder: unavailable_cells > quantize_openvino_int8
     ruleorder: unavailable_cells > build_tensorrt_engine
+
+    # The measure groups' rules, one per device (measure.smk).
+    for name in MEASURE_RULES:
+        workflow.ruleorder("unavailable_cells", name)
