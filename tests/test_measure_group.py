@@ -24,7 +24,7 @@ from .conftest import checkpoint_path, model_entry
 
 FAST = GroupSettings(warmup_iters=2, warmup_seconds=0.0, min_rounds=4, min_seconds=0.0,
                      max_seconds=20.0, slice_seconds=0.02, precision=0.5, stage_images=0,
-                     threads=2)
+                     threads=2, processes=2)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,7 @@ def test_cells_are_timed_in_interleaved_rounds_with_paired_speedups(
     orders = info["orders"]
     assert len(orders) == rounds and all(sorted(o) == [0, 1, 3] for o in orders)
     assert len({tuple(o) for o in orders}) > 1
+    assert info["settings"]["processes"] == 2  # per cell, taking the rounds in turn
     for data in (ref, o, v):
         assert len(data["rounds_ms"]) == rounds and all(m > 0 for m in data["rounds_ms"])
         assert len(data["samples_ms"]) == rounds * data["group"]["slice_calls"]

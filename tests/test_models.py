@@ -22,7 +22,7 @@ from deploybench.results import Cell
 from .conftest import checkpoint_path, model_entry
 
 QUICK = GroupSettings(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
-                      max_seconds=1.0, slice_seconds=0.01, threads=2)
+                      max_seconds=1.0, slice_seconds=0.01, threads=2, processes=1)
 
 
 def measure_cell(cell: Cell, inputs: CellInputs, settings: GroupSettings,

@@ -187,7 +187,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     group = GroupSettings(args.warmup_iters, args.warmup_seconds, args.min_rounds,
                           args.min_seconds, args.max_seconds, args.slice_seconds,
                           args.precision_target, args.stage_images,
-                          args.threads or usable_cores())
+                          args.threads or usable_cores(), args.processes)
     common = {**_settings(args, "batch", "device"), "threads": group.threads,
               "group_settings": asdict(group)}
     saved = Path(args.saved_input) if args.saved_input else None
@@ -534,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rounds go on until every speed-up's 95 %% interval is within +- this")
     p.add_argument("--stage-images", type=int, default=20,
                    help="test images timed end to end, stage by stage (0: none)")
+    p.add_argument("--processes", type=int, default=3,
+                   help="worker processes per cell, taking the rounds in turn")
     p.add_argument("--saved-input", help="the export's saved input (.npy): a model file whose "
                                          "cell has no stage breakdown is timed on it directly")
     p.set_defaults(func=_cmd_measure)

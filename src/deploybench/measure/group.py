@@ -54,6 +54,7 @@ class GroupSettings:
     precision: float = 0.03  # the speed-ups' 95 % intervals' target half-width
     stage_images: int = 20
     threads: int = 1
+    processes: int = 3  # worker processes per cell, taking the rounds in turn
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,14 @@ class WorkerLost(Exception):
 
 @dataclass
 class Worker:
-    """The conductor's side of one cell's worker process."""
+    """The conductor's side of one cell: its worker processes (`GroupSettings.processes`
+    replicas of the same cell, which take the rounds in turn: a process's own placement and
+    memory layout can hold it 1.5 x slower for its whole life, and several processes average
+    that out and put it into the interval)."""
 
     member: Member
-    process: Any
-    conn: Connection
+    processes: list[Any]
+    conns: list[Connection]
     status: str = "ok"
     reason: str = ""
     ready: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +89,8 @@ class Worker:
     rounds: list[list[float] | None] = field(default_factory=list)
     idle_cpu: float = 0.0
     idle_wall: float = 0.0
-    last: tuple[float, float] | None = None  # (CPU seconds, wall clock) at its last slice's end
+    # per process: (CPU seconds, wall clock) at its last slice's end
+    last: dict[int, tuple[float, float]] = field(default_factory=dict)
     stages: dict[str, Any] | None = None
     memory: dict[str, Any] = field(default_factory=dict)
 
@@ -93,52 +98,62 @@ class Worker:
     def alive(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
     def fail(self, reason: str, status: str = "failed") -> None:
         self.status, self.reason = status, reason
         self.stop()
 
     def stop(self) -> None:
-        self.conn.close()
-        self.process.join(timeout=10)
-        if self.process.exitcode is None:
-            self.process.kill()
-            self.process.join()
+        for conn, process in zip(self.conns, self.processes, strict=True):
+            conn.close()
+            process.join(timeout=10)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
 
-    def receive(self, timeout: float, what: str) -> Any:
-        if not self.conn.poll(timeout):
+    def receive(self, timeout: float, what: str, replica: int = 0) -> Any:
+        conn, process = self.conns[replica], self.processes[replica]
+        if not conn.poll(timeout):
             self.fail(f"the worker gave no answer to {what} within {timeout:.0f} s")
             raise WorkerLost
         try:
-            kind, payload = self.conn.recv()
+            kind, payload = conn.recv()
         except (EOFError, OSError):
-            self.process.join(timeout=10)
-            self.fail(f"the worker process died during {what} (exit code "
-                      f"{self.process.exitcode})")
+            process.join(timeout=10)
+            self.fail(f"the worker process died during {what} (exit code {process.exitcode})")
             raise WorkerLost from None
         if kind in ("failed", "skipped"):
             self.fail(payload, kind)
             raise WorkerLost
         return payload
 
-    def ask(self, request: tuple, timeout: float) -> Any:
+    def ask(self, request: tuple, timeout: float, replica: int = 0) -> Any:
         try:
-            self.conn.send(request)
+            self.conns[replica].send(request)
         except (BrokenPipeError, OSError):
-            self.process.join(timeout=10)
+            self.processes[replica].join(timeout=10)
             self.fail(f"the worker process died during {request[0]} (exit code "
-                      f"{self.process.exitcode})")
+                      f"{self.processes[replica].exitcode})")
             raise WorkerLost from None
-        return self.receive(timeout, request[0])
+        return self.receive(timeout, request[0], replica)
+
+    def ask_all(self, request: tuple, timeout: float) -> list[Any]:
+        return [self.ask(request, timeout, i) for i in range(len(self.conns))]
 
     def run_slice(self, round_index: int, timeout: float) -> None:
+        """This round's slice, in the cell's process whose turn it is."""
         while len(self.rounds) < round_index:
             self.rounds.append(None)
-        samples, cpu_before, cpu_after = self.ask(("slice", self.calls), timeout)
+        replica = round_index % len(self.conns)
+        samples, cpu_before, cpu_after = self.ask(("slice", self.calls), timeout, replica)
         now = time.perf_counter()
-        if self.last is not None:  # what the worker's process took while it waited
-            self.idle_cpu += cpu_before - self.last[0]
-            self.idle_wall += now - self.last[1] - sum(samples) / 1e3
-        self.last = (cpu_after, now)
+        if replica in self.last:  # what the worker's process took while it waited
+            self.idle_cpu += cpu_before - self.last[replica][0]
+            self.idle_wall += now - self.last[replica][1] - sum(samples) / 1e3
+        self.last[replica] = (cpu_after, now)
         self.rounds.append(samples)
 
     def round_medians(self) -> list[float | None]:
@@ -149,15 +164,19 @@ def _start(member: Member, inputs: Any, export_shape: list[int] | None,
            saved_input: Path | None, settings: GroupSettings, context: Any) -> Worker:
     from dataclasses import replace
 
-    ours, theirs = context.Pipe()
-    process = context.Process(
-        target=serve, name=f"measure {label(member.cell)}",
-        args=(theirs, member.cell, replace(inputs, artifact=member.artifact), export_shape,
-              saved_input, settings.stage_images, settings.warmup_iters))
-    process.start()
-    theirs.close()
-    print(f"{label(member.cell)}: worker process {process.pid}", flush=True)
-    return Worker(member, process, ours)
+    processes, conns = [], []
+    for i in range(settings.processes):
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=serve, name=f"measure {label(member.cell)} {i}",
+            args=(theirs, member.cell, replace(inputs, artifact=member.artifact), export_shape,
+                  saved_input, settings.stage_images, settings.warmup_iters))
+        process.start()
+        theirs.close()
+        print(f"{label(member.cell)}: worker process {process.pid}", flush=True)
+        processes.append(process)
+        conns.append(ours)
+    return Worker(member, processes, conns)
 
 
 def _send_kernel(conn: Connection) -> None:
@@ -237,16 +256,18 @@ def _prepare(workers: list[Worker], settings: GroupSettings) -> None:
     also sizes the cell's slices."""
     for w in workers:
         try:
-            w.ready = w.receive(LOAD_SECONDS, "loading")
+            w.ready = [w.receive(LOAD_SECONDS, "loading", i) for i in range(len(w.conns))][0]
         except WorkerLost:
             print(f"{label(w.member.cell)}: {w.reason}")
     for w in (w for w in workers if w.alive):
         try:
-            w.first_call = w.ask(("first",), LOAD_SECONDS)
-            start = time.perf_counter()
-            calls = w.ask(("warmup", settings.warmup_iters, settings.warmup_seconds),
-                          LOAD_SECONDS)
-            w.ready["call_s"] = (time.perf_counter() - start) / max(1, calls)
+            w.first_call = w.ask_all(("first",), LOAD_SECONDS)[0]
+            for i in range(len(w.conns)):
+                start = time.perf_counter()
+                calls = w.ask(("warmup", settings.warmup_iters, settings.warmup_seconds),
+                              LOAD_SECONDS, i)
+                if i == 0:  # the first process's warm-up sizes the cell's slices
+                    w.ready["call_s"] = (time.perf_counter() - start) / max(1, calls)
             w.calls = max(MIN_SLICE_CALLS, round(settings.slice_seconds / w.ready["call_s"]))
         except WorkerLost:
             print(f"{label(w.member.cell)}: {w.reason}")
@@ -257,8 +278,9 @@ def _finish(workers: list[Worker]) -> None:
     then each worker's peak memory, and the processes joined."""
     for w in (w for w in workers if w.alive):
         try:
-            w.stages = w.ask(("stages",), STAGES_SECONDS)
-            w.memory = w.ask(("finish",), 60)
+            w.stages = w.ask(("stages",), STAGES_SECONDS)  # the first process's
+            memories = w.ask_all(("finish",), 60)
+            w.memory = {**memories[0], "peak_rss_mib": max(m["peak_rss_mib"] for m in memories)}
             w.stop()
         except WorkerLost:
             print(f"{label(w.member.cell)}: {w.reason}")
@@ -317,7 +339,7 @@ def measure_group(members: list[Member], inputs: Any, export_shape: list[int] | 
         _prepare(workers, settings)
         seed = zlib.crc32(" ".join(label(m.cell) for m in members).encode())
         before = {"before": cpu_state(), "reference_before": _kernel_in_child(context)}
-        pids = [w.process.pid for w in workers]
+        pids = [pid for w in workers for pid in w.pids]
         print(f"rounds: {sum(w.alive for w in workers)} cells", flush=True)
         with GpuSampler() as gpu, OtherLoad(pids) as other:
             group = _rounds(workers, members, settings, seed)
@@ -327,7 +349,7 @@ def measure_group(members: list[Member], inputs: Any, export_shape: list[int] | 
         _finish(workers)
     finally:
         for w in workers:
-            if w.process.exitcode is None:
+            if any(p.exitcode is None for p in w.processes):
                 w.stop()
     machine = {"before": before["before"], "after": cpu_state(),
                "reference_ms": {"before": before["reference_before"],
@@ -363,5 +385,5 @@ def group_timing_args(measure: dict[str, Any]) -> str:
     """The config's `measure` settings as the measure step's options."""
     return " ".join(f"--{key.replace('_', '-')} {measure[key]}" for key in (
         "warmup_iters", "warmup_seconds", "min_rounds", "min_seconds", "max_seconds",
-        "slice_seconds", "stage_images", "threads")) + \
+        "slice_seconds", "stage_images", "threads", "processes")) + \
         f" --precision-target {measure['precision']}"
