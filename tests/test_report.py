@@ -184,7 +184,8 @@ def group_records(rounds: dict[Cell, list[list[float]]], stopped: str = "precisi
     from deploybench.measure.group import GroupSettings, Member, Worker, _data
 
     workers = [Worker(Member(c, None), None, None, ready={"input_shape": [1, 3, 160, 160]},
-                      first_call=0.1, calls=len(r[0]), rounds=r) for c, r in rounds.items()]
+                      first_call=0.1, calls=len(r[0]), rounds=r, stopped=stopped)
+               for c, r in rounds.items()]
     count = len(next(iter(rounds.values())))
     group = {"rounds": count, "slices": count * len(workers), "stopped": stopped,
              "window_s": 12.0, "orders": [], "reference": "pytorch fp32",

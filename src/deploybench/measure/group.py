@@ -93,6 +93,7 @@ class Worker:
     last: dict[int, tuple[float, float]] = field(default_factory=dict)
     stages: dict[str, Any] | None = None
     memory: dict[str, Any] = field(default_factory=dict)
+    stopped: str = ""  # why its rounds ended: "precision" (before the group's end) or the group's
 
     @property
     def alive(self) -> bool:
@@ -216,6 +217,9 @@ def _pick_reference(workers: list[Worker]) -> Worker | None:
 
 def _rounds(workers: list[Worker], members: list[Member], settings: GroupSettings,
             seed: int) -> dict[str, Any]:
+    """Rounds until every cell's speed-up is known to `precision` or the time cap. A cell that
+    reached it leaves the rotation (the reference stays to the end), so the rounds of the cells
+    still short of it come faster."""
     rng = np.random.default_rng(seed)
     start, count, slices = time.perf_counter(), 0, 0
     stopped = ""
@@ -225,7 +229,9 @@ def _rounds(workers: list[Worker], members: list[Member], settings: GroupSetting
         if not live:
             stopped = "every cell failed"
             break
-        order = [live[i] for i in rng.permutation(len(live))]
+        reference = _pick_reference(workers)
+        running = [w for w in live if not w.stopped or w is reference]
+        order = [running[i] for i in rng.permutation(len(running))]
         orders.append([members.index(w.member) for w in order])
         for worker in order:
             expected = worker.calls * (worker.ready.get("call_s") or 1.0)
@@ -238,15 +244,19 @@ def _rounds(workers: list[Worker], members: list[Member], settings: GroupSetting
         elapsed = time.perf_counter() - start
         reference = _pick_reference(workers)
         others = [w for w in workers if w.alive and w is not reference]
-        widths = [s["rel_halfwidth"] if (s := speedup(reference, w)) else float("inf")
-                  for w in others] if reference else []
         if count >= settings.min_rounds and elapsed >= settings.min_seconds:
+            for w in others:
+                known = speedup(reference, w) if not w.stopped else None
+                if known and known["rel_halfwidth"] <= settings.precision:
+                    w.stopped = "precision"
             if not others:
                 stopped = "minimum rounds (no cell to compare)"
-            elif max(widths) <= settings.precision:
+            elif all(w.stopped for w in others):
                 stopped = "precision"
         if not stopped and elapsed >= settings.max_seconds:
             stopped = "time cap"
+    for w in workers:
+        w.stopped = w.stopped or stopped
     return {"rounds": count, "slices": slices, "stopped": stopped,
             "window_s": time.perf_counter() - start, "orders": orders}
 
@@ -304,7 +314,8 @@ def _data(w: Worker, reference: Worker | None, group: dict[str, Any],
             "first_call_seconds": w.first_call,
             "latency_ms": {k: v for k, v in stats.items() if k != "fps"}, "fps": stats["fps"],
             "samples_ms": samples, "rounds_ms": w.round_medians(), "speedup": relative,
-            "group": {**group, "slice_calls": w.calls},
+            "group": {**group, "slice_calls": w.calls, "stopped": w.stopped,
+                      "cell_rounds": len(rounds)},
             "idle": {"cpu_seconds": w.idle_cpu, "wall_seconds": w.idle_wall,
                      "cores": w.idle_cpu / w.idle_wall if w.idle_wall > 0 else None},
             "runtime_settings": {**w.ready.get("settings", {}), **idle.in_force()},

@@ -252,7 +252,7 @@ def _group_columns(result: dict[str, Any]) -> dict[str, Any]:
     idle = result.get("idle") or {}
     return {"speedup": speedup.get("estimate"), "speedup_ci95_low": speedup.get("ci95_low"),
             "speedup_ci95_high": speedup.get("ci95_high"), "speedup_vs": speedup.get("vs"),
-            "rounds": group["rounds"], "slices": group["slices"],
+            "rounds": group.get("cell_rounds", group["rounds"]), "slices": group["slices"],
             "slice_calls": group.get("slice_calls"), "group_stopped": group["stopped"],
             "group_window_s": group["window_s"], "idle_cores": idle.get("cores")}
 
