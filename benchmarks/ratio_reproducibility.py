@@ -62,10 +62,13 @@ def main() -> int:
     parser.add_argument("--prefix", default="repro", help="run keys: PREFIX-1, PREFIX-2, ...")
     parser.add_argument("--threads", type=int, help="override measure.threads (a slow-down "
                                                     "for `deploybench compare` to catch)")
+    parser.add_argument("--models", nargs="+", help="only these models' groups")
     args = parser.parse_args()
     config = load(REPO / "config.yaml")
     if args.threads is not None:
         config["measure"]["threads"] = args.threads
+    if args.models:
+        config["matrix"]["models"] = args.models
     source = Plan({**config, "run": args.from_run})
     if not Path(source.results_dir(), "published.json").is_file():
         print(f"no finished run at {source.results_dir()}: run `make pipeline` first")
