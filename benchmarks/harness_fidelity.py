@@ -7,8 +7,10 @@ times its cells (rounds, each side one slice per round, in random order):
     slice timer, with the idle settings the pipeline runs with (`GOMP_SPINCOUNT`, ORT's
     `session.force_spinning_stop`);
 (b) the backend's own bare loop on the same artifact and threads, with the runtime's defaults:
-    - ONNX Runtime: `session.run` with default session options (the pip wheel ships no
-      `onnxruntime_perf_test`);
+    - ONNX Runtime: `session.run` with default session options but
+      `session.force_spinning_stop=1`, as the harness (the pip wheel ships no
+      `onnxruntime_perf_test`; with ORT's default its pool keeps spinning into the other side's
+      slices and slows them);
     - OpenVINO: `compile_model` + `InferRequest.infer`, f32, the same threads;
     - PyTorch: the model's tensor-mode network under `torch.no_grad()`;
     - TorchScript: the same network traced and frozen.
@@ -82,6 +84,9 @@ if backend == "onnxruntime":
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # Interleaved, a side that spins while the other runs slows it (ORT's default spun 0.18
+    # cores after each burst here): both sides stop spinning when a call returns.
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: batch}
     serve(lambda: session.run(None, feed))
