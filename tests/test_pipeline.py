@@ -104,7 +104,8 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert len(wide) == 3 and set(wide.input) == {"1x3x224x192"}
     assert (work / "results" / "ci" / "local" / "build" / "rtmdet_tiny_shapes" / "224x192"
             / "onnxruntime-int8.onnx").is_file()
-    assert re.search(r"\| rtmdet_tiny_shapes +\| detection +\| 1x3x224x192 +\| [0-9.]+ +\|", md)
+    assert re.search(r"\| rtmdet_tiny_shapes +\| detection +\| 1x3x224x192 +\| [0-9.]+ "
+                     r"\(ref\) +\|", md)
     gpu = csv[(csv.model != "bad_shape") & (csv.device == "cuda")]
     assert set(gpu.backend + "-" + gpu.precision) == {"pytorch-fp32", "onnxruntime-fp32"}
     import torch
@@ -112,7 +113,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
         assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
         # ... all written by one job, not one job per cell
-        assert "wrote 28 skipped records" in (work / "logs" / "unavailable.log").read_text()
+        assert "wrote 18 skipped records" in (work / "logs" / "unavailable.log").read_text()
     bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
@@ -182,9 +183,11 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert list(ort.status) == ["ok"] * 4 and ort.remeasure.str.contains("failed on").all()
     assert ort.latency_ms_median.tolist() == kept.loc["fast_scnn_shapes"].loc[
         "192x192"].loc["onnxruntime"].latency_ms_median.tolist()
+    # PyTorch's group needed the int8 build that failed: it did not run either, and its cell
+    # keeps its last good numbers too, with the failure beside them.
     pt = last[(last.model == "fast_scnn_shapes") & (last.backend == "pytorch")
               & (last.device == "cpu")].iloc[0]
-    assert pt.run == "broken" and pd.isna(pt.remeasure)
+    assert pt.run != "broken" and "failed on" in pt.remeasure
     md = re.sub(r" +", " ", (work / "reports" / "ci" / "benchmark.md").read_text())
     assert "last good numbers kept | re-measurement failed on" in md
 
@@ -270,4 +273,4 @@ def test_a_killed_snakemake_leaves_no_orphan_and_recovers_in_one_command(tmp_pat
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     assert "removed the lock of a Snakemake that is no longer running" in out
-    assert re.search(r"\bmeasure +1\b", out), out[-3000:]
+    assert re.search(r"\bmeasure_cpu +1\b", out), out[-3000:]

@@ -1,7 +1,7 @@
 """A measure group's worker: one process per cell, holding its loaded target for the group's
 whole window and running what the conductor asks, one request at a time.
 
-Between requests it blocks on its pipe, so that it takes no CPU while another cell runs; the
+Between requests it waits on its pipe, so that it takes no CPU while another cell runs; the
 runtimes' own idle threads are set not to spin (`deploybench.measure.idle`), and every slice
 reports the process's CPU time so that the conductor can show what the worker took while idle.
 
@@ -18,6 +18,7 @@ replies ("skipped", reason) instead of ("ready", ...) when it starts.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import sys
 import time
@@ -97,7 +98,13 @@ def serve(conn: Connection, cell: Cell, inputs: Any, export_shape: list[int] | N
             return
         conn.send(("ready", {"input_shape": target.input_shape, "extras": target.extras,
                              "settings": target.settings}))
+        conductor = os.getppid()
         while True:
+            # The conductor's death closes no pipe here (this process and its siblings hold
+            # copies of both ends): a worker whose parent changed was orphaned, and ends.
+            while not conn.poll(1.0):
+                if os.getppid() != conductor:
+                    return
             try:
                 request = conn.recv()
             except EOFError:  # the conductor is gone
