@@ -89,8 +89,10 @@ def test_evaluate_and_measure_cells(backend: str, small_dataset: Path, tmp_path:
     assert 0.3 < data["metrics"]["bbox_mAP"] <= 1.0
     status, _, data = measure_cell(cell, inputs, QUICK, [1, 3, 160, 160])
     assert status == "ok" and len(data["samples_ms"]) == data["latency_ms"]["count"] >= 6
-    # Alone in its group, a cell is its own reference.
-    assert data["group"]["rounds"] >= 2 and data["speedup"]["vs"] == f"{backend} fp32"
+    # Alone in its group: PyTorch fp32 is its own reference; another cell has no speed-up.
+    assert data["group"]["rounds"] >= 2
+    assert (data["speedup"] or {}).get("is_reference") is (True if backend == "pytorch"
+                                                            else None)
     assert data["first_call_seconds"] > 0
     assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
     # End-to-end timing ran ONNX Runtime without intra-op spinning, and says so.

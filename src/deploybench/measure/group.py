@@ -303,12 +303,15 @@ def _data(w: Worker, reference: Worker | None, group: dict[str, Any],
     stats = latency_stats(samples, w.member.cell.batch)
     # The absolute median's interval resamples the rounds, then the calls within each.
     stats["median_ci95_low"], stats["median_ci95_high"] = hierarchical_median_ci95(rounds)
-    if reference is w:
+    if reference is None or (reference.member.cell.backend,
+                             reference.member.cell.precision) != REFERENCE:
+        relative = None  # the docs' speed-ups are over PyTorch fp32, or none
+    elif reference is w:
         relative = {"vs": label(w.member.cell), "estimate": 1.0, "ci95_low": 1.0,
                     "ci95_high": 1.0, "rounds": len(rounds), "rel_halfwidth": 0.0,
                     "is_reference": True}
     else:
-        relative = speedup(reference, w) if reference else None
+        relative = speedup(reference, w)
     gpu = machine.get("gpu") or {}
     return {"scope": SCOPE, "input_shape": w.ready["input_shape"],
             "first_call_seconds": w.first_call,
