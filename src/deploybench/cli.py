@@ -184,10 +184,12 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     for _, out in members:
         out.unlink(missing_ok=True)
         failure_path(out).unlink(missing_ok=True)
-    group = GroupSettings(args.warmup_iters, args.warmup_seconds, args.min_rounds,
-                          args.min_seconds, args.max_seconds, args.slice_seconds,
-                          args.precision_target, args.stage_images,
-                          args.threads or usable_cores(), args.processes)
+    group = GroupSettings(
+        warmup_iters=args.warmup_iters, warmup_seconds=args.warmup_seconds,
+        min_rounds=args.min_rounds, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+        slice_seconds=args.slice_seconds, precision=args.precision_target,
+        stage_images=args.stage_images, threads=args.threads or usable_cores(),
+        processes=args.processes)
     common = {**_settings(args, "batch", "device"), "threads": group.threads,
               "group_settings": asdict(group)}
     saved = Path(args.saved_input) if args.saved_input else None

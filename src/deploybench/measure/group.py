@@ -94,6 +94,7 @@ class Worker:
     stages: dict[str, Any] | None = None
     memory: dict[str, Any] = field(default_factory=dict)
     stopped: str = ""  # why its rounds ended: "precision" (before the group's end) or the group's
+    _medians: list[float | None] = field(default_factory=list, repr=False)
 
     @property
     def alive(self) -> bool:
@@ -158,7 +159,11 @@ class Worker:
         self.rounds.append(samples)
 
     def round_medians(self) -> list[float | None]:
-        return [float(np.median(s)) if s else None for s in self.rounds]
+        """Each round's slice median (None where the cell had no slice); rounds only grow, so
+        the medians of earlier rounds are kept, not taken again after every round."""
+        for s in self.rounds[len(self._medians):]:
+            self._medians.append(float(np.median(s)) if s else None)
+        return list(self._medians)
 
 
 def _start(member: Member, inputs: Any, export_shape: list[int] | None,
