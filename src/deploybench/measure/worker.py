@@ -2,7 +2,8 @@
 whole window and running what the conductor asks, one request at a time.
 
 Between requests it waits on its pipe, so that it takes no CPU while another cell runs; the
-runtimes' own idle threads are set not to spin (`deploybench.measure.idle`), and every slice
+runtimes' own idle threads are set not to spin (`deploybench.measure.idle`), its heap keeps what
+it frees so that no call page-faults (`deploybench.measure.allocator`), and every slice
 reports the process's CPU time so that the conductor can show what the worker took while idle.
 
 Requests and replies (tuples over a `multiprocessing` pipe):
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from deploybench.errors import CellSkipped, UserError
+from deploybench.measure import allocator
 from deploybench.measure.run import Target, open_target, process_memory
 from deploybench.results import Cell
 
@@ -85,6 +87,7 @@ def serve(conn: Connection, cell: Cell, inputs: Any, export_shape: list[int] | N
     """The worker process's body (`inputs`: the cell's CellInputs)."""
     sys.stdout.reconfigure(line_buffering=True)
     label = f"[{cell.backend} {cell.precision}]"
+    heap = allocator.keep_freed_memory()  # before the cell allocates anything
     with contextlib.ExitStack() as stack:
         try:
             target = stack.enter_context(open_target(cell, inputs, export_shape, saved_input,
@@ -97,7 +100,7 @@ def serve(conn: Connection, cell: Cell, inputs: Any, export_shape: list[int] | N
             conn.send(("failed", failure_reason(err)))
             return
         conn.send(("ready", {"input_shape": target.input_shape, "extras": target.extras,
-                             "settings": target.settings}))
+                             "settings": {**target.settings, **heap}}))
         conductor = os.getppid()
         while True:
             # The conductor's death closes no pipe here (this process and its siblings hold
