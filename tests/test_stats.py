@@ -64,20 +64,35 @@ def test_a_slice_times_each_call_and_the_warm_up_runs_its_minimum() -> None:
 
 def test_paired_ratio_interval() -> None:
     """Per-round ratios that scatter around 2 by a factor: the estimate is their geometric
-    mean; the t interval on logs narrows as sqrt(rounds) and holds the true ratio."""
+    mean; the interval on logs narrows as sqrt(rounds) and holds the true ratio."""
     rng = np.random.default_rng(1)
     few = 2.0 * np.exp(rng.normal(0, 0.05, 10))
     many = 2.0 * np.exp(rng.normal(0, 0.05, 160))
     estimate, low, high = ratio_ci95(few)
     assert estimate == pytest.approx(float(np.exp(np.log(few).mean())))
-    assert low < 2.0 < high
     _, low_many, high_many = ratio_ci95(many)
-    assert low_many < 2.0 < high_many
+    # 95 % of such intervals hold the true ratio
+    intervals = [ratio_ci95(2.0 * np.exp(rng.normal(0, 0.05, 160)))[1:] for _ in range(400)]
+    assert 0.92 <= np.mean([low <= 2.0 <= high for low, high in intervals]) <= 0.98
     assert (high_many - low_many) < (high - low) / 3  # about sqrt(16) = 4 x narrower
-    assert relative_halfwidth(low_many, high_many, 2.0) < 0.01
+    assert relative_halfwidth(low_many, high_many, 2.0) < 0.015
     # Drift that multiplies both cells of a round cancels: the same ratio every round.
     assert ratio_ci95([2.0] * 5)[1:] == pytest.approx((2.0, 2.0))
     assert ratio_ci95([2.0])[2] == float("inf")  # one round: no interval
+
+
+def test_ratio_interval_spans_the_machine_states_it_passed_through() -> None:
+    """A ratio that holds at 2.0 for half the window and at 2.2 for the other half (a shared
+    machine's state changed): an interval over single rounds is narrow and holds neither run's
+    answer; the batch-means interval is as wide as the states are apart."""
+    rng = np.random.default_rng(2)
+    ratios = np.r_[2.0 * np.exp(rng.normal(0, 0.02, 60)), 2.2 * np.exp(rng.normal(0, 0.02, 60))]
+    estimate, low, high = ratio_ci95(ratios)
+    _, iid_low, iid_high = ratio_ci95(ratios, batches=1)
+    assert iid_high < 2.2 and iid_low > 2.0  # single rounds: precise, and wrong for both
+    assert relative_halfwidth(low, high, estimate) > 3 * relative_halfwidth(iid_low, iid_high,
+                                                                             estimate)
+    assert low < 2.06 and high > 2.14  # within reach of either state's answer
 
 
 def test_repeats_interval_reaches_beyond_the_repeats_and_never_below_the_bootstrap() -> None:

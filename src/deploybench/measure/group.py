@@ -28,6 +28,7 @@ from deploybench.backends import skip_reason
 from deploybench.measure import idle
 from deploybench.measure.machine_state import GpuSampler, OtherLoad, cpu_state
 from deploybench.measure.run import FILE_BACKENDS, SCOPE
+from deploybench.measure.states import quiet_rounds, slowdowns
 from deploybench.measure.stats import (
     hierarchical_median_ci95,
     latency_stats,
@@ -48,13 +49,15 @@ class GroupSettings:
     warmup_iters: int = 5
     warmup_seconds: float = 0.5
     min_rounds: int = 10
-    min_seconds: float = 2.0
+    min_seconds: float = 30.0  # a machine's states last seconds: span several of them
     max_seconds: float = 60.0  # the group's time cap for its rounds
     slice_seconds: float = 0.05
     precision: float = 0.03  # the speed-ups' 95 % intervals' target half-width
     stage_images: int = 20
     threads: int = 1
     processes: int = 3  # worker processes per cell, taking the rounds in turn
+    # rounds slower than the machine's quiet level by more than this are left out (states.py)
+    quiet_tolerance: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class Worker:
     last: dict[int, tuple[float, float]] = field(default_factory=dict)
     stages: dict[str, Any] | None = None
     memory: dict[str, Any] = field(default_factory=dict)
-    stopped: str = ""  # why its rounds ended: "precision" (before the group's end) or the group's
+    stopped: str = ""  # "precision" where its speed-up reached it, else the group's reason
     _medians: list[float | None] = field(default_factory=list, repr=False)
 
     @property
@@ -202,10 +205,11 @@ def _kernel_in_child(context: Any) -> float | None:
     return value
 
 
-def speedup(reference: Worker, worker: Worker) -> dict[str, Any] | None:
-    """The worker's speed-up over the reference from their paired per-round medians."""
-    pairs = [(r, c) for r, c in zip(reference.round_medians(), worker.round_medians(),
-                                    strict=False) if r and c]
+def speedup(reference: Worker, worker: Worker, quiet: list[bool]) -> dict[str, Any] | None:
+    """The worker's speed-up over the reference from their paired per-round medians, over the
+    rounds in which the machine was quiet."""
+    pairs = [(r, c) for r, c, q in zip(reference.round_medians(), worker.round_medians(), quiet,
+                                       strict=False) if r and c and q]
     if len(pairs) < 2:
         return None
     estimate, low, high = ratio_ci95([r / c for r, c in pairs])
@@ -222,9 +226,10 @@ def _pick_reference(workers: list[Worker]) -> Worker | None:
 
 def _rounds(workers: list[Worker], members: list[Member], settings: GroupSettings,
             seed: int) -> dict[str, Any]:
-    """Rounds until every cell's speed-up is known to `precision` or the time cap. A cell that
-    reached it leaves the rotation (the reference stays to the end), so the rounds of the cells
-    still short of it come faster."""
+    """Rounds until every cell's speed-up is known to `precision` or the time cap. Every cell
+    stays in every round to the end: whether a round ran on the quiet machine is read off all
+    the group's cells together (states.py), and a cell that left after a few seconds of a
+    disturbed state would never see the quiet one."""
     rng = np.random.default_rng(seed)
     start, count, slices = time.perf_counter(), 0, 0
     stopped = ""
@@ -234,9 +239,7 @@ def _rounds(workers: list[Worker], members: list[Member], settings: GroupSetting
         if not live:
             stopped = "every cell failed"
             break
-        reference = _pick_reference(workers)
-        running = [w for w in live if not w.stopped or w is reference]
-        order = [running[i] for i in rng.permutation(len(running))]
+        order = [live[i] for i in rng.permutation(len(live))]
         orders.append([members.index(w.member) for w in order])
         for worker in order:
             expected = worker.calls * (worker.ready.get("call_s") or 1.0)
@@ -250,10 +253,11 @@ def _rounds(workers: list[Worker], members: list[Member], settings: GroupSetting
         reference = _pick_reference(workers)
         others = [w for w in workers if w.alive and w is not reference]
         if count >= settings.min_rounds and elapsed >= settings.min_seconds:
-            for w in others:
-                known = speedup(reference, w) if not w.stopped else None
-                if known and known["rel_halfwidth"] <= settings.precision:
-                    w.stopped = "precision"
+            quiet = _quiet(workers, settings)
+            for w in others:  # the answer so far: more rounds can widen it again
+                known = speedup(reference, w, quiet)
+                w.stopped = ("precision" if known and known["rel_halfwidth"]
+                             <= settings.precision else "")
             if not others:
                 stopped = "minimum rounds (no cell to compare)"
             elif all(w.stopped for w in others):
@@ -264,6 +268,11 @@ def _rounds(workers: list[Worker], members: list[Member], settings: GroupSetting
         w.stopped = w.stopped or stopped
     return {"rounds": count, "slices": slices, "stopped": stopped,
             "window_s": time.perf_counter() - start, "orders": orders}
+
+
+def _quiet(workers: list[Worker], settings: GroupSettings) -> list[bool]:
+    return quiet_rounds([w.round_medians() for w in workers if w.alive],
+                        settings.quiet_tolerance)
 
 
 def _prepare(workers: list[Worker], settings: GroupSettings) -> None:
@@ -303,7 +312,10 @@ def _finish(workers: list[Worker]) -> None:
 
 def _data(w: Worker, reference: Worker | None, group: dict[str, Any],
           machine: dict[str, Any]) -> dict[str, Any]:
-    rounds = [s for s in w.rounds if s]
+    quiet = group["quiet"]
+    rounds = [s for s, q in zip(w.rounds, quiet, strict=False) if s and q]
+    if len(rounds) < 2:  # no quiet state to speak of: every round
+        rounds, quiet = [s for s in w.rounds if s], [True] * len(w.rounds)
     samples = [ms for s in rounds for ms in s]
     stats = latency_stats(samples, w.member.cell.batch)
     # The absolute median's interval resamples the rounds, then the calls within each.
@@ -316,14 +328,15 @@ def _data(w: Worker, reference: Worker | None, group: dict[str, Any],
                     "ci95_high": 1.0, "rounds": len(rounds), "rel_halfwidth": 0.0,
                     "is_reference": True}
     else:
-        relative = speedup(reference, w)
+        relative = speedup(reference, w, quiet)
     gpu = machine.get("gpu") or {}
     return {"scope": SCOPE, "input_shape": w.ready["input_shape"],
             "first_call_seconds": w.first_call,
             "latency_ms": {k: v for k, v in stats.items() if k != "fps"}, "fps": stats["fps"],
             "samples_ms": samples, "rounds_ms": w.round_medians(), "speedup": relative,
             "group": {**group, "slice_calls": w.calls, "stopped": w.stopped,
-                      "cell_rounds": len(rounds)},
+                      "cell_rounds": sum(1 for s in w.rounds if s),
+                      "cell_quiet_rounds": len(rounds)},
             "idle": {"cpu_seconds": w.idle_cpu, "wall_seconds": w.idle_wall,
                      "cores": w.idle_cpu / w.idle_wall if w.idle_wall > 0 else None},
             "runtime_settings": {**w.ready.get("settings", {}), **idle.in_force()},
@@ -374,7 +387,10 @@ def measure_group(members: list[Member], inputs: Any, export_shape: list[int] | 
                "reference_ms": {"before": before["reference_before"],
                                 "after": _kernel_in_child(context)},
                "other_load": other.summary(), "gpu": gpu.summary()}
-    group.update(cells=[label(m.cell) for m in members],
+    medians = [w.round_medians() for w in workers if w.status == "ok"]
+    group.update(slowdown=slowdowns(medians),
+                 quiet=quiet_rounds(medians, settings.quiet_tolerance),
+                 cells=[label(m.cell) for m in members],
                  reference=label(reference.member.cell) if reference else None,
                  order=f"random per round (seed {seed})", settings=asdict(settings))
     for w in workers:
@@ -404,5 +420,5 @@ def group_timing_args(measure: dict[str, Any]) -> str:
     """The config's `measure` settings as the measure step's options."""
     return " ".join(f"--{key.replace('_', '-')} {measure[key]}" for key in (
         "warmup_iters", "warmup_seconds", "min_rounds", "min_seconds", "max_seconds",
-        "slice_seconds", "stage_images", "threads", "processes")) + \
+        "slice_seconds", "stage_images", "threads", "processes", "quiet_tolerance")) + \
         f" --precision-target {measure['precision']}"

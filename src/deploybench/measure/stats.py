@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 BOOTSTRAP_RESAMPLES = 2000
+# A speed-up's interval goes over the means of this many consecutive runs of rounds.
+RATIO_BATCHES = 8
 BOOTSTRAP_SEED = 0  # fixed: the same samples give the same interval (and byte-identical docs)
 
 
@@ -82,18 +84,34 @@ def latency_stats(samples_ms: Sequence[float], batch: int = 1) -> dict[str, floa
             "fps": batch * 1000.0 / median if median > 0 else 0.0}
 
 
-def ratio_ci95(ratios: Sequence[float]) -> tuple[float, float, float]:
-    """(estimate, low, high) of a ratio from its per-round paired readings: the geometric mean
-    and Student's t 95 % interval on a log scale (a busy moment slows both cells of a round by
-    a factor, which the ratio cancels; what remains multiplies, and the bounds stay positive).
-    With fewer than two rounds the interval is unbounded."""
+def ratio_ci95(ratios: Sequence[float], batches: int = RATIO_BATCHES
+               ) -> tuple[float, float, float]:
+    """(estimate, low, high) of a ratio from its per-round paired readings, in time order: the
+    geometric mean, and a 95 % interval on a log scale (a busy moment slows both cells of a
+    round by a factor, which the ratio cancels; what remains multiplies, and the bounds stay
+    positive).
+
+    The interval is by batch means: the rounds are cut into `batches` consecutive runs, and
+    Student's t goes over the runs' means. Rounds next to each other are not independent: a
+    shared machine passes through states lasting seconds that slow cells unequally, so the
+    ratio holds steady within a state and moves between them. An interval over single rounds
+    then measures one state and claims a precision that the next run does not reproduce; the
+    runs' means differ as much as the states do. With fewer than two rounds the interval is
+    unbounded."""
     logs = np.log(np.asarray(ratios, dtype=np.float64))
     center = float(np.exp(logs.mean()))
     if logs.size < 2:
         return center, 0.0, float("inf")
     from scipy.stats import t as student_t
 
-    spread = student_t.ppf(0.975, logs.size - 1) * logs.std(ddof=1) / np.sqrt(logs.size)
+    count = min(batches, logs.size // 2)
+    if count >= 2:  # the earliest rounds left over when the rounds do not divide evenly
+        size = logs.size // count
+        points = logs[logs.size - count * size:].reshape(count, size).mean(axis=1)
+    else:
+        points = logs
+    spread = (student_t.ppf(0.975, points.size - 1) * points.std(ddof=1)
+              / np.sqrt(points.size))
     return center, float(np.exp(logs.mean() - spread)), float(np.exp(logs.mean() + spread))
 
 

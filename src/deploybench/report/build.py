@@ -202,7 +202,8 @@ def latency_detail(frame: pd.DataFrame) -> str:
              "p90": _num(r.latency_ms_p90, ".2f"), "p95": _num(r.latency_ms_p95, ".2f"),
              "p99": _num(r.latency_ms_p99, ".2f"), "std": _num(r.latency_ms_std, ".2f"),
              "CoV": _num(100 * r.latency_cov, ".1f") + " %",
-             "rounds": _count(r.rounds), "calls / slice": _count(r.slice_calls),
+             "rounds": _count(r.rounds), "quiet rounds": _count(r.quiet_rounds),
+             "calls / slice": _count(r.slice_calls),
              "stopped": r.group_stopped if isinstance(r.group_stopped, str) else "",
              "flag": _noise(r),
              "FPS": _num(r.fps, ".1f"), "samples": int(r.latency_samples),
@@ -770,7 +771,10 @@ def method_sentence(measured: list[dict[str, Any]]) -> str:
             f"{1000 * g['slice_seconds']:g} ms, at least 3 calls) until every speed-up's 95 % "
             f"interval is within +-{100 * g['precision']:g} % (at least {g['min_rounds']} rounds "
             f"and {g['min_seconds']:g} s) or the group's time cap of {g['max_seconds']:g} s; "
-            f"{min(rounds)} to {max(rounds)} rounds ran per group.")
+            f"{min(rounds)} to {max(rounds)} rounds ran per group"
+            + (f", and the rounds in which the machine ran more than "
+               f"{100 * g['quiet_tolerance']:g} % slower than its quiet level were left out."
+               if g.get("quiet_tolerance") else "."))
 
 
 def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
@@ -795,11 +799,16 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "the speed-up over PyTorch fp32 on the same device, model, input and batch, from the "
         "rounds of their measure group: in each round every cell ran one slice of calls (in a "
         "new random order), the ratio of the two slices' medians is that round's reading, and "
-        "the estimate is their geometric mean; *speed-up 95 % CI*: Student's t interval of "
-        "those per-round ratios on a log scale. *x own fp32*: the same against the backend's "
+        "the estimate is their geometric mean; *speed-up 95 % CI*: Student's t interval, on a "
+        "log scale, over the means of 8 consecutive runs of those rounds (batch means: a "
+        "shared machine's states last seconds and slow backends unequally, and the interval "
+        "spans the states the window passed through). *x own fp32*: the same against the backend's "
         "own fp32 cell. *median 95 % CI*: the absolute median's interval, a bootstrap that "
         "resamples the rounds, then the calls within each; it holds this window's noise, not "
-        "the drift between windows. *rounds*, *calls / slice*: what ran; *stopped*: "
+        "the drift between windows. *rounds*, *calls / slice*: what ran; *quiet rounds*: the "
+        "rounds the statistics are over, the others having run while the machine's other "
+        "tenants slowed the group by more than the quiet tolerance (README, *The machine's "
+        "states*); *stopped*: "
         "*precision* when every speed-up of the group reached its target, *time cap* when the "
         "group's rounds ran out of time first. *idle cores*: the CPU the cell's worker process "
         "took while it waited for its next slice, in cores (its runtime's threads spinning "

@@ -34,7 +34,8 @@ MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "f
                  "peak_rss_mib", "gpu_memory_mib", "loadavg_before", "loadavg_after",
                  "cpu_governor", "gpu_throttled", "repeats", "repeat_spread",
                  "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_vs", "rounds",
-                 "slices", "slice_calls", "group_stopped", "group_window_s", "idle_cores",
+                 "quiet_rounds", "slices", "slice_calls", "group_stopped", "group_window_s",
+                 "idle_cores",
                  "ci_rel_halfwidth", "reference_ms", "reference_ms_min", "reference_ms_max",
                  "other_cores_max",
                  "steal_cores_max", "busy", "unstable"]
@@ -252,7 +253,8 @@ def _group_columns(result: dict[str, Any]) -> dict[str, Any]:
     idle = result.get("idle") or {}
     return {"speedup": speedup.get("estimate"), "speedup_ci95_low": speedup.get("ci95_low"),
             "speedup_ci95_high": speedup.get("ci95_high"), "speedup_vs": speedup.get("vs"),
-            "rounds": group.get("cell_rounds", group["rounds"]), "slices": group["slices"],
+            "rounds": group.get("cell_rounds", group["rounds"]),
+            "quiet_rounds": group.get("cell_quiet_rounds"), "slices": group["slices"],
             "slice_calls": group.get("slice_calls"), "group_stopped": group["stopped"],
             "group_window_s": group["window_s"], "idle_cores": idle.get("cores")}
 
