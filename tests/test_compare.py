@@ -104,7 +104,7 @@ def test_every_verdict(result_sets: tuple[Path, Path]) -> None:
     }
     basis = dict(zip(result.cells.cell, result.cells.basis, strict=True))
     assert basis["det 160x160 openvino int8"] == "speed-up"
-    assert basis["det 160x160 pytorch fp32"] == "ms / kernel"
+    assert basis["det 160x160 pytorch fp32"] == "ms"
     assert [(a["cell"], a["metric"]) for a in result.accuracy] == [
         ("det 160x160 onnxruntime fp32", "bbox_mAP")]  # int8's -0.001 is within its gate
     assert [(p["cell"], p["measure"]) for p in result.parity] == [
@@ -131,16 +131,17 @@ def _runs(tmp_path: Path, scale: float, kernel: tuple[float, float],
 
 
 def test_drift_is_no_change_and_fewer_threads_are_a_regression(tmp_path: Path) -> None:
-    # The machine 40 % slower between the runs, the kernel with it: nothing changed.
-    base, new = _runs(tmp_path / "drift", 1.4, (2.0, 2.8))
-    drift = compare(base.parent, new.parent, 0.05, default_gates())
+    # The quiet medians 20 % slower between back-to-back runs (up to 24 % measured here), the
+    # speed-ups the same: nothing changed.
+    base, new = _runs(tmp_path / "drift", 1.2, (2.0, 2.8))
+    drift = compare(base.parent, new.parent, 0.10, default_gates())
     assert set(drift.cells.verdict) == {"unchanged (within noise)"}
-    # measure.threads 1 instead of 2: every multi-threaded cell 1.7 x slower, the kernel (all
-    # cores, whatever the cells' threads) as before, the speed-ups much the same: regressed.
+    # measure.threads 1 instead of 2: every multi-threaded cell 1.7 x slower, the speed-ups
+    # much the same: regressed, on the medians.
     base, new = _runs(tmp_path / "threads", 1.7, (2.0, 2.05))
-    slower = compare(base.parent, new.parent, 0.05, default_gates())
+    slower = compare(base.parent, new.parent, 0.10, default_gates())
     assert set(slower.cells.verdict) == {"regressed"}
-    assert set(slower.cells.basis) == {"ms / kernel"}
+    assert set(slower.cells.basis) == {"ms"}
 
 
 def test_another_host_is_judged_on_speedups_only(tmp_path: Path) -> None:
