@@ -63,8 +63,9 @@ def serve(call):
         print(json.dumps(samples), flush=True)
 """
 HARNESS = """
-from deploybench.measure import idle
+from deploybench.measure import allocator, idle
 idle.apply_env()
+allocator.keep_freed_memory()  # as each measure worker does before its cell loads
 from pathlib import Path
 from deploybench.cell import CellInputs
 from deploybench.measure.run import open_target
