@@ -702,7 +702,7 @@ FIGURE_CAPTIONS = {
                    "for each backend, precision and preprocessing path; the detail page's *End "
                    "to end, stage by stage* has the numbers"),
     "latency-distribution.svg": ("Latency distribution", "every latency sample of each cell, "
-                                 "all rounds pooled: the spread the medians come from"),
+                                 "its quiet rounds pooled: the spread the medians come from"),
     "throughput.svg": ("Throughput", "images per second against batch size, for the models "
                        "measured at more than one batch (each runs one graph with a dynamic "
                        "batch axis at every batch: the detail page's *Builds* says which)"),
