@@ -795,7 +795,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         "under *Cells that did not run*.\n",
         latency_table(frame),
         "### Latency statistics\n",
-        f"All in ms, {SCOPE}, over every timed call of the cell's rounds. *x PyTorch fp32*: "
+        f"All in ms, {SCOPE}, over every timed call of the cell's quiet rounds. *x PyTorch fp32*: "
         "the speed-up over PyTorch fp32 on the same device, model, input and batch, from the "
         "rounds of their measure group: in each round every cell ran one slice of calls (in a "
         "new random order), the ratio of the two slices' medians is that round's reading, and "
