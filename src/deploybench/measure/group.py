@@ -387,9 +387,8 @@ def measure_group(members: list[Member], inputs: Any, export_shape: list[int] | 
                "reference_ms": {"before": before["reference_before"],
                                 "after": _kernel_in_child(context)},
                "other_load": other.summary(), "gpu": gpu.summary()}
-    medians = [w.round_medians() for w in workers if w.status == "ok"]
-    group.update(slowdown=slowdowns(medians),
-                 quiet=quiet_rounds(medians, settings.quiet_tolerance),
+    group.update(slowdown=slowdowns([w.round_medians() for w in workers if w.alive]),
+                 quiet=_quiet(workers, settings),
                  cells=[label(m.cell) for m in members],
                  reference=label(reference.member.cell) if reference else None,
                  order=f"random per round (seed {seed})", settings=asdict(settings))
