@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from deploybench import metric_bootstrap as mb
-from deploybench.report.build import gate_results
+from deploybench.report.gates import gate_results
 
 
 def _dataset(images: list[int], seed: int = 0) -> tuple[dict, list[dict]]:

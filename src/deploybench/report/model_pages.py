@@ -11,7 +11,14 @@ from typing import Any
 import pandas as pd
 
 from deploybench.atomic import write_text
-from deploybench.report import build
+from deploybench.measure.run import END_TO_END, SCOPE
+from deploybench.report.accuracy_section import accuracy_table, gates_table
+from deploybench.report.builds_section import builds_table
+from deploybench.report.front_page import DETAIL_PAGE, FRONT_PAGE
+from deploybench.report.graph_notes import slide_note, split_note
+from deploybench.report.latency_section import latency_detail
+from deploybench.report.parity_section import parity_table
+from deploybench.report.stages_section import stages_table
 
 DIRECTORY = "models"
 
@@ -21,24 +28,24 @@ def _page(model: str, frame: pd.DataFrame, records: list[dict[str, Any]],
     single = frame[frame.batch == 1]
     return "\n".join([
         f"# {model} on {profile}\n",
-        f"This model's rows of every table; [front page](../{build.FRONT_PAGE}), [all models, "
-        "by topic](../benchmark.md) (which also explains each column).\n",
+        f"This model's rows of every table; [front page](../{FRONT_PAGE}), [all models, "
+        f"by topic](../{DETAIL_PAGE}) (which also explains each column).\n",
         "## Latency statistics\n",
-        f"In ms, {build.SCOPE}.\n",
-        build.latency_detail(frame),
-        *build.split_note(records),
-        *build.slide_note(records),
+        f"In ms, {SCOPE}.\n",
+        latency_detail(frame),
+        *split_note(records),
+        *slide_note(records),
         "## End to end, stage by stage\n",
-        f"Median ms per stage, {build.END_TO_END}.\n",
-        build.stages_table(records),
+        f"Median ms per stage, {END_TO_END}.\n",
+        stages_table(records),
         "## Accuracy\n",
-        build.accuracy_table(single, gates),
+        accuracy_table(single, gates),
         "### Accuracy gates\n",
-        build.gates_table(gates, tolerances),
+        gates_table(gates, tolerances),
         "## Output parity\n",
-        build.parity_table(single),
+        parity_table(single),
         "## Builds\n",
-        build.builds_table(records),
+        builds_table(records),
     ])
 
 
