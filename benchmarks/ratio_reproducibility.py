@@ -32,7 +32,7 @@ TARGET = 1.10
 def group_commands(plan, source) -> list[str]:
     """One `deploybench measure` command per CPU measure group of the plan, reading the
     artifacts of `source` (a finished run's Plan) and writing the plan's own results."""
-    from deploybench.config import model_args
+    from deploybench.commands import model_args
     from deploybench.measure.group import group_cell_args, group_timing_args
     from deploybench.results import Cell
 
@@ -68,7 +68,8 @@ def every_round_speedup(plan, cell) -> float | None:
 
 
 def main() -> int:
-    from deploybench.config import Plan, load
+    from deploybench.config import load
+    from deploybench.plan import Plan
     from deploybench.report.build import build_report
     from deploybench.report.summary import fastest
     from deploybench.report.table import load_results

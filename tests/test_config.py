@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploybench.config import Plan, model_args, read_yaml, validate
+from deploybench.commands import model_args
+from deploybench.config import read_yaml, validate
 from deploybench.errors import UserError
+from deploybench.plan import Plan
 from deploybench.zoo import config_path
 
 from .conftest import DEFAULT_CONFIG, REPO
@@ -106,7 +108,7 @@ def test_shapes_are_a_matrix_dimension(config: dict) -> None:
     results = plan.all_results()
     assert any(p.endswith("evaluate/rtmdet_tiny_shapes/320x256/cpu/onnxruntime-int8-b1.json")
                for p in results)
-    assert any(p.endswith("build/fast_scnn_shapes/384x384/onnxruntime-int8.json")
+    assert any(p.endswith("build/fast_scnn_shapes/384x384/onnxruntime-int8.onnx.json")
                for p in results)
     # Only a shape other than the model's own changes its test pipeline.
     assert "--resize-pipeline" not in model_args(plan, "rtmdet_tiny_shapes", "160x160")
@@ -239,8 +241,8 @@ def test_a_cluster_node_type_without_gpus_skips_the_same_cells(config: dict) -> 
     """On a cluster the node type decides in place of this machine: without GPUs (`gpus`
     0), its CUDA cells and TensorRT builds are written as skipped; with GPUs, none is."""
     from deploybench import unavailable
-    from deploybench.config import profile_plans
     from deploybench.job_resources import node_type_reason
+    from deploybench.plan import profile_plans
 
     config["matrix"].update(models=["rtmdet_tiny_shapes"], devices=["cpu", "cuda"],
                             backends=["onnxruntime", "tensorrt"], precisions=["fp32", "int8"])

@@ -82,24 +82,24 @@ def test_every_job_declares_its_memory_and_time_limit(tmp_path: Path) -> None:
                       re.S | re.M)
     asked = {name: re.search(r"resources: (.*)", body).group(1) for name, body in jobs}
     assert {"synthetic_dataset", "fetch_checkpoint", "export_onnx", "measure_cpu", "evaluate",
-            "quantize_onnxruntime_int8", "reference_outputs", "report"} <= set(asked)
+            "build", "reference_outputs", "report"} <= set(asked)
     for name, resources in asked.items():
         if name in {"report", "publish", "unavailable_cells", "all"}:
             continue
         step = {"synthetic_dataset": "data", "fetch_checkpoint": "fetch",
                 "export_onnx": "export", "reference_outputs": "reference",
-                "quantize_onnxruntime_int8": "build", "measure_cpu": "measure",
+                "measure_cpu": "measure",
                 "measure_cuda": "measure"}.get(name, name)
         assert f"mem_mb={STEPS[step].mem_mb}" in resources, (name, resources)
         assert f"runtime={STEPS[step].runtime}" in resources, (name, resources)
-    snakefile = (REPO / "Snakefile").read_text()
-    local = re.search(r"localrules:\n((?:    \w+,\n)+)", snakefile).group(1)
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    local = re.search(r"localrules:\n((?:    \w+,\n)+)", common).group(1)
     assert set(local.replace(",", " ").split()) == {"all", "fetch_checkpoint",
                                                     "download_dataset", "report", "publish"}
 
 
 def test_a_cluster_executor_is_read_off_the_command_line_and_profile(tmp_path: Path) -> None:
-    from deploybench.config import submits_jobs
+    from deploybench.invocation import submits_jobs
 
     profiles = tmp_path / "profiles"
     (profiles / "slurm").mkdir(parents=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
 
 def test_skip_reasons_name_what_is_missing() -> None:
     backend = get_backend("openvino")
-    backend.module = "deploybench_no_such_package"
+    backend.spec = replace(backend.spec, requires="deploybench_no_such_package")
     assert backend.available("fp32", "cpu") == (
         False, "deploybench_no_such_package is not installed "
         "(pip install deploybench_no_such_package)")

@@ -200,7 +200,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
 
 def test_committed_docs_do_not_stand_in_for_a_run(tmp_path: Path) -> None:
     """A fresh clone has the published docs but no results: the DAG still runs every cell."""
-    from deploybench.config import REPORT_FILES
+    from deploybench.plan import REPORT_FILES
 
     work = tmp_path / "work"
     (work / "reports" / "ci").mkdir(parents=True)

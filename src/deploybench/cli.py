@@ -125,7 +125,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from deploybench.backends import skip_reason
-    from deploybench.export.build import BuildOptions, build_artifact, placeholder
+    from deploybench.backends.placeholder import placeholder
+    from deploybench.backends.registry import builds
+    from deploybench.export.build import BuildOptions, build_artifact
     from deploybench.models.adapter import load_adapter
     from deploybench.results import run_step
 
@@ -134,9 +136,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
                            args.max_batch, args.calibration_split)
 
     def body():
+        companions = builds()[args.backend, args.device, args.precision].companions
         reason = skip_reason(args.backend, args.precision, args.device)
         if reason:
-            placeholder(Path(args.artifact))
+            placeholder(Path(args.artifact), companions=companions)
             return "skipped", reason, {}
         adapter = load_adapter(args.config, args.checkpoint, "cpu",
                                _pipeline_shape(args), args.checkpoint_sha256)
@@ -145,7 +148,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
                                             args.precision, Path(args.onnx), Path(args.artifact),
                                             options)
         except CellSkipped as err:  # this backend cannot build this model: say so downstream
-            placeholder(Path(args.artifact), str(err))
+            placeholder(Path(args.artifact), str(err), companions)
             raise
 
     return run_step("build", _cell(args, args.backend, args.precision), args.out,
@@ -267,7 +270,7 @@ def _gates(text: str | None) -> dict:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from deploybench.config import REPORT_FILES
+    from deploybench.plan import REPORT_FILES
     from deploybench.report.build import build_report
 
     failed, outside = build_report(args.results, args.profile, Path(args.out_dir),
@@ -291,6 +294,13 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     files = publish(Path(args.run_report), Path(args.to), Path(args.stamp) if args.stamp else None,
                     args.profile, _gates(args.gates), args.run)
     print(f"published {', '.join(map(str, files))}")
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from deploybench.backends.registry import table
+
+    print(table(how=not args.brief), end="")
     return 0
 
 
@@ -368,7 +378,8 @@ def _cmd_image(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from snakemake.utils import update_config
 
-    from deploybench.config import Plan, read_yaml, validate
+    from deploybench.config import read_yaml, validate
+    from deploybench.plan import Plan
 
     merged: dict = {}
     for path in args.files:  # merged as Snakemake merges --configfile overlays
@@ -407,7 +418,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 def _cmd_forkserver(args: argparse.Namespace) -> int:
     if args.forkserver_step == "serve":
-        return forkserver.serve(args.socket, args.parent_pid, args.idle_seconds)
+        return forkserver.serve(args.socket, args.parent_pid, args.idle_seconds, main)
     if not forkserver.stop(args.socket):
         raise UserError("no fork server answers there")
     return 0
@@ -588,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.10,
                    help="smallest relative latency change that counts (with non-overlapping "
                         "confidence intervals); default 0.10, the spread of speed-ups between "
-                        "back-to-back runs on a shared VM (README); 0.05 on a dedicated runner")
+                        "back-to-back runs on a shared VM (docs/methodology.md); 0.05 on a "
+                        "dedicated runner")
     p.add_argument("--config", help="pipeline config whose `gates` judge accuracy moves "
                                     "(default: the schema's gates)")
     p.add_argument("--out", help="write the markdown body here (default: stdout)")
@@ -606,6 +618,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gates", help="accuracy gates as JSON, as for `report`")
     p.add_argument("--run", default="local", help="the run's key (config `run`)")
     p.set_defaults(func=_cmd_publish)
+
+    p = steps.add_parser("backends", help="the registered backends (plugins included): devices, "
+                         "precisions and how each runs, as a markdown table")
+    p.add_argument("--brief", action="store_true", help="devices and precisions only")
+    p.set_defaults(func=_cmd_backends)
 
     p = steps.add_parser("machines", help="write reports/README.md: every published profile, "
                          "and the machines side by side")

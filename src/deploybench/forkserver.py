@@ -169,10 +169,12 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def serve(path: Path, parent_pid: int | None, idle_seconds: float) -> int:
-    """Import, then listen on `path` until `parent_pid` exits, a stop request, or idleness."""
+def serve(path: Path, parent_pid: int | None, idle_seconds: float,
+          main: Callable[[list[str]], int]) -> int:
+    """Import, then listen on `path` until `parent_pid` exits, a stop request, or idleness;
+    each request's child runs `main(argv)` (the command line's entry point, handed in: this
+    module sits below it)."""
     preload()
-    from deploybench.cli import main
 
     parent = os.pidfd_open(parent_pid) if parent_pid else None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

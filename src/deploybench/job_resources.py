@@ -50,7 +50,7 @@ def node_requests(config: dict[str, Any], profiles: list[str], remote: bool) -> 
                 f"profile lists {len(profiles)} hardware profiles ({', '.join(profiles)}), but "
                 "this run's jobs all run on this machine, which is one of them at most: run "
                 "one profile here (`--config profile=<profile>`), or several on a cluster, "
-                "each on its node type (`--profile profiles/slurm`; README, \"Scale out\")")
+                "each on its node type (`--profile profiles/slurm`; docs/slurm.md)")
         return {}
     clusters = config.get("cluster") or {}
     missing = [p for p in profiles if p not in clusters]
@@ -59,8 +59,7 @@ def node_requests(config: dict[str, Any], profiles: list[str], remote: bool) -> 
             f"hardware profile(s) {', '.join(map(repr, missing))} have no node type for the "
             f"cluster: add `cluster: {{{missing[0]}: {{slurm_partition: <partition>}}}}` to the "
             "config (and `constraint: <feature>` where a partition mixes node types, `gpus: "
-            "<per node>` where it has GPUs), or run a profile that has one; see README, "
-            "\"Scale out\"")
+            "<per node>` where it has GPUs), or run a profile that has one; see docs/slurm.md")
     return {p: {k: str(v) for k, v in clusters[p].items() if k in NODE_KEYS} for p in profiles}
 
 

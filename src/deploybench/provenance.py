@@ -16,14 +16,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "onnxruntime",
-            "onnxruntime-gpu", "openvino", "nncf", "tensorrt", "numpy", "opencv-python",
-            "snakemake")
+# What every result records the version of: these, and each backend's `packages`.
+PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "numpy",
+            "opencv-python", "snakemake")
+
+
+def packages() -> tuple[str, ...]:
+    from deploybench.backends.registry import specs
+
+    return tuple(dict.fromkeys([*PACKAGES, *(p for s in specs().values() for p in s.packages)]))
 
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

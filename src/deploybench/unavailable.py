@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deploybench.atomic import write_json
-from deploybench.config import BUILDS, Plan
+from deploybench.backends.placeholder import placeholder
+from deploybench.backends.registry import builds
+from deploybench.plan import Plan
 from deploybench.results import Cell, record
 
 # (backend, device, precision) -> why it cannot run, or "" where it can
@@ -55,11 +57,9 @@ def unavailable_builds(plan: Plan, reason: Reason = machine_reason
 
 
 def _build_files(plan: Plan, build: tuple[str, str, str, str, str]) -> list[str]:
-    """A build's artifact (an OpenVINO IR is two files), then its result."""
-    artifact = plan.built(*build)
-    files = [artifact, artifact.removesuffix(".xml") + ".bin"] if artifact.endswith(".xml") \
-        else [artifact]
-    return [*files, plan.build_result(*build)]
+    """A build's artifact and the files written beside it (an OpenVINO IR's weights), then its
+    result."""
+    return [*builds()[build[2:]].files(plan.built(*build)), plan.build_result(*build)]
 
 
 def outputs(plan: Plan, reason: Reason = machine_reason) -> list[str]:
@@ -83,14 +83,20 @@ def write_unavailable(plan: Plan, reason: Reason = machine_reason) -> int:
         why = reason(cell.backend, cell.device, cell.precision)
         write_json(path, record(step, cell, "skipped", why, {}, {"device": cell.device}))
         count += 1
-    from deploybench.export.build import placeholder
-
     for build in unavailable_builds(plan, reason):
         model, shape, backend, device, precision = build
         cell = Cell(model, plan.model(model)["task"], backend, precision, 1, device, shape)
-        placeholder(Path(plan.built(*build)))
-        settings = {"device": device, "artifact": BUILDS[backend, device, precision]}
+        spec = builds()[backend, device, precision]
+        placeholder(Path(plan.built(*build)), companions=spec.companions)
+        settings = {"device": device, "artifact": spec.artifact}
         write_json(plan.build_result(*build), record(
             "build", cell, "skipped", reason(backend, device, precision), {}, settings))
         count += 1
     return count
+
+
+def write_all(plans: dict[str, Plan], reasons: dict[str, Reason], log: Path) -> None:
+    """The `unavailable_cells` job: every profile's unavailable cells and builds, and a log
+    line saying how many records."""
+    count = sum(write_unavailable(plans[p], r) for p, r in reasons.items())
+    log.write_text(f"wrote {count} skipped records: cells and builds this machine cannot run\n")

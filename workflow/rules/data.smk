@@ -1,9 +1,3 @@
-SYNTHETIC = [n for n, d in config["datasets"].items() if d["kind"] == "synthetic"]
-DOWNLOADED = [
-    n for n, d in config["datasets"].items() if d["kind"] == "coco" and d["download"]
-]
-
-
 rule synthetic_dataset:
     output:
         directory("resources/data/{dataset}"),

@@ -18,14 +18,6 @@ rule reference_outputs:
         " --out {output:q} > {log:q} 2>&1"
 
 
-def parity_args():
-    p = config["parity"]
-    return (
-        f"--parity-images {p['images']} --parity-iou {p['iou']}"
-        f" --parity-score-threshold {p['score_threshold']}"
-    )
-
-
 rule evaluate:
     input:
         unpack(cell_inputs),

@@ -1,18 +1,3 @@
-from deploybench.config import model_args
-
-SHAPE = "[0-9]+x[0-9]+"
-
-
-def model_inputs(w):
-    model = PLAN.model(w.model)
-    inputs = {"checkpoint": PLAN.checkpoint(w.model)}
-    if PLAN.dataset_planned(model["dataset"]) or not DRY_RUN:
-        inputs["data"] = PLAN.dataset_dir(model["dataset"])
-    if "::" not in model["config"]:  # not a config the installed codebase ships
-        inputs["config"] = model["config"]
-    return inputs
-
-
 rule export_onnx:
     input:
         unpack(model_inputs),

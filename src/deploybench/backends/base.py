@@ -1,20 +1,29 @@
-"""The backend interface: `available()`, `load()` -> runner; a runner moves a batch to its device,
-runs the network there, and brings the outputs back, as three separate calls.
+"""The backend interface: what a backend declares about itself (`BackendSpec`, its `Build`s), and
+its code: `available()`, `load()` -> runner; a runner moves a batch to its device, runs the
+network there, and brings the outputs back, as three separate calls.
 
 Keeping the three apart lets "network latency" mean the same for every backend: input already
 where the backend reads it -> outputs where it writes them, synchronized. On the CPU the first
 and last calls cost (next to) nothing; on a GPU they are the host<->device copies.
+
+The spec is stated once, beside the backend's code: the devices and precisions it runs, the
+file its cells run, the builds that make that file, the packages it needs and reports, how the
+figures draw it. The config's checks, the DAG's rules, provenance, the figures and the docs'
+backend table all read it (`backends.registry`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from deploybench.backends.placeholder import skipped_build
 from deploybench.errors import UserError
 
 if TYPE_CHECKING:
@@ -76,21 +85,24 @@ def cuda_device_reason() -> str:
 
 
 class Backend(ABC):
-    name: str
-    module: str | None = None  # the package it needs, checked (not imported) by available()
-    # The file a backend runs: the PyTorch checkpoint itself, or an exported/built artifact.
-    artifact: str
+    """A backend's code; what it declares about itself is its spec (`backends.base`)."""
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def available(self, precision: str, device: str) -> tuple[bool, str]:
         """Whether this machine can run the cell; the reason when it cannot."""
-        from deploybench.backends import SUPPORT
-
-        devices = SUPPORT[self.name]
+        devices = self.spec.support
         if precision not in devices.get(device, ()):
             supported = "; ".join(f"{d}: {', '.join(p)}" for d, p in devices.items())
             return False, f"{self.name} supports {supported}; not {precision} on {device}"
-        if self.module and importlib.util.find_spec(self.module) is None:
-            return False, f"{self.module} is not installed (pip install {self.module})"
+        module = self.spec.requires
+        if module and importlib.util.find_spec(module) is None:
+            return False, f"{module} is not installed (pip install {module})"
         reason = self.machine_reason(precision, device)
         return not reason, reason
 
@@ -98,9 +110,78 @@ class Backend(ABC):
         """Backend-specific checks of this machine; empty when it can run the cell."""
         return cuda_device_reason() if device == "cuda" else ""
 
+    def load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+             device: str, threads: int) -> Runner:
+        """The cell's runner, after the checks every backend shares: a backend that runs a
+        model file gets one that exists, and a build this backend could not do for the model
+        (its empty placeholder) skips the cell with the build's reason."""
+        if self.spec.runs != "checkpoint":
+            artifact = onnx_artifact(artifact)
+            skipped_build(artifact)
+        return self._load(adapter, artifact, precision, device, threads)
+
     @abstractmethod
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner: ...
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        """The runner; `artifact` checked as `load` says. `adapter` is None where a measure
+        step times the model file alone (no model code imported)."""
+
+
+Key = tuple[str, str, str]  # (backend, device, precision)
+
+
+@dataclass(frozen=True)
+class Build:
+    """An artifact made by the build step (`deploybench build`), from the export or from
+    another build's artifact.
+
+    `make` names the function ("module:function") that makes it, imported when the build
+    runs: `make(BuildContext) -> dict` of what the result records. A build whose `backend` is
+    not a backend's name is an intermediate (TensorRT's int8 QDQ source): no cell runs it, and
+    it is made where the cell `for_cell` can run."""
+
+    backend: str
+    device: str
+    precision: str
+    artifact: str  # the file name under build/<model>/<shape>/
+    make: str
+    source: Key | None = None  # another build's key; None: the ONNX export
+    for_cell: Key | None = None
+    calibrated: bool = False  # takes calibration images (int8 post-training quantization)
+    gpu: bool = False  # the job holds a GPU
+    companions: tuple[str, ...] = ()  # files written beside the artifact (an IR's weights)
+
+    @property
+    def key(self) -> Key:
+        return (self.backend, self.device, self.precision)
+
+    def files(self, artifact_path: str) -> list[str]:
+        """The artifact and the files written beside it."""
+        stem = artifact_path.rsplit(".", 1)[0]
+        return [artifact_path, *(stem + suffix for suffix in self.companions)]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend: `backend` is its class (instantiated with this spec)."""
+
+    name: str
+    backend: type[Backend]
+    support: Mapping[str, tuple[str, ...]]  # device -> precisions
+    # What a cell runs where no build makes its artifact: the PyTorch checkpoint itself (through
+    # the model's code), or the exported ONNX model (a file, timed without mmdet/mmseg).
+    runs: Literal["checkpoint", "onnx"]
+    summary: str  # one line for the docs' backend table
+    builds: tuple[Build, ...] = ()
+    requires: str | None = None  # the module it imports: checked (not imported) before a cell
+    packages: tuple[str, ...] = ()  # distributions whose versions every result records
+    style: tuple[str, str] = ("#7f7f7f", "*")  # the figures' colour and marker
+
+    def build_for(self, device: str, precision: str) -> Build | None:
+        """The build whose artifact a (device, precision) cell runs, if any."""
+        return next((b for b in self.builds
+                     if (b.backend, b.device, b.precision) == (self.name, device, precision)),
+                    None)
 
 
 def onnx_artifact(artifact: Path | None) -> Path:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.backends.base import Backend, Runner, onnx_artifact
+from deploybench.backends.base import Backend, BackendSpec, Build, Runner
 
 if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmdet/mmseg
     from deploybench.models.adapter import ModelAdapter
@@ -140,9 +140,6 @@ def provider_reason(provider: str) -> str:
 
 
 class OnnxRuntimeBackend(Backend):
-    name = "onnxruntime"
-    module = "onnxruntime"
-    artifact = "onnx"
 
     def machine_reason(self, precision: str, device: str) -> str:
         if device == "cuda":
@@ -150,16 +147,17 @@ class OnnxRuntimeBackend(Backend):
                 "CUDAExecutionProvider")
         return ""
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
         # use_tf32 is on by default in the CUDA EP: off, so that fp32 means fp32.
         providers = ([("CUDAExecutionProvider", {"device_id": 0, "use_tf32": 0}),
                       "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"])
+        assert artifact is not None
         if adapter is not None:
             adapter.attach_head_graphs(artifact, lambda path: head_graph(path, threads, providers))
         if device == "cuda":
-            return OrtDeviceRunner(onnx_artifact(artifact), threads, providers)
-        return OrtRunner(onnx_artifact(artifact), threads)
+            return OrtDeviceRunner(artifact, threads, providers)
+        return OrtRunner(artifact, threads)
 
 
 def head_graph(path: Path, threads: int, providers: list) -> Callable[[np.ndarray], list]:
@@ -177,17 +175,15 @@ def head_graph(path: Path, threads: int, providers: list) -> Callable[[np.ndarra
 class OnnxRuntimeTensorRtBackend(Backend):
     """ORT's TensorRT EP on the fp32 model; fp16 by the EP's own flag."""
 
-    name = "onnxruntime_trt"
-    module = "onnxruntime"
-    artifact = "onnx"
 
     def machine_reason(self, precision: str, device: str) -> str:
         return super().machine_reason(precision, device) or provider_reason(
             "TensorrtExecutionProvider")
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
-        path = onnx_artifact(artifact)
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert artifact is not None
+        path = artifact
         options = {"device_id": 0, "trt_fp16_enable": precision == "fp16",
                    "trt_engine_cache_enable": True,
                    # One cache per precision: fp32 and fp16 engines of one model never mix.
@@ -195,3 +191,26 @@ class OnnxRuntimeTensorRtBackend(Backend):
         return OrtDeviceRunner(path, threads, [("TensorrtExecutionProvider", options),
                                                ("CUDAExecutionProvider", {"device_id": 0}),
                                                "CPUExecutionProvider"])
+
+
+SPECS = (
+    BackendSpec(
+        name="onnxruntime", backend=OnnxRuntimeBackend,
+        support={"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")}, runs="onnx",
+        requires="onnxruntime", packages=("onnxruntime", "onnxruntime-gpu"),
+        style=("#2ca02c", "^"),
+        summary=("CPU EP through I/O binding, outputs written into buffers allocated once "
+                 "(`session.run` allocates them on every call); int8 is the U8S8 QDQ model; CUDA EP"
+                 " (TF32 off) with I/O binding, input and outputs on the GPU; fp16 is the float16 "
+                 "model"),
+        builds=(Build("onnxruntime", "cpu", "int8", "onnxruntime-int8.onnx",
+                      "deploybench.export.build:onnxruntime_int8", calibrated=True),
+                Build("onnxruntime", "cuda", "fp16", "onnxruntime-fp16.onnx",
+                      "deploybench.export.build:onnxruntime_fp16"))),
+    BackendSpec(
+        name="onnxruntime_trt", backend=OnnxRuntimeTensorRtBackend,
+        support={"cuda": ("fp32", "fp16")}, runs="onnx", requires="onnxruntime",
+        style=("#17becf", "v"),
+        summary=("ONNX Runtime's TensorRT EP (fp16 by its flag), an engine cache per precision "
+                 "beside the model")),
+)

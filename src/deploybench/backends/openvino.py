@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.backends.base import Backend, Runner, onnx_artifact
+from deploybench.backends.base import Backend, BackendSpec, Build, Runner
 
 if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmdet/mmseg
     from deploybench.models.adapter import ModelAdapter
@@ -52,9 +52,6 @@ class OpenVinoRunner(Runner):
     def __init__(self, model_path: Path, threads: int) -> None:
         import openvino as ov
 
-        from deploybench.export.build import skipped_build
-
-        skipped_build(model_path)
         self.core = ov.Core()
         self.model = read_model(self.core, model_path)
         # Pinned to f32: on CPUs with bf16 support OpenVINO would otherwise silently run bf16
@@ -83,9 +80,6 @@ class OpenVinoRunner(Runner):
 
 
 class OpenVinoBackend(Backend):
-    name = "openvino"
-    module = "openvino"
-    artifact = "onnx"
 
     def machine_reason(self, precision: str, device: str) -> str:
         import importlib.util
@@ -94,11 +88,12 @@ class OpenVinoBackend(Backend):
             return "int8 needs NNCF to quantize the model: pip install nncf"
         return ""
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert artifact is not None
         if adapter is not None:
             adapter.attach_head_graphs(artifact, lambda path: head_graph(path, threads))
-        return OpenVinoRunner(onnx_artifact(artifact), threads)
+        return OpenVinoRunner(artifact, threads)
 
 
 def head_graph(path: Path, threads: int) -> Callable[[np.ndarray], list[np.ndarray]]:
@@ -117,3 +112,14 @@ def head_graph(path: Path, threads: int) -> Callable[[np.ndarray], list[np.ndarr
         return [np.array(results[output], copy=True) for output in compiled.outputs]
 
     return run
+
+
+SPECS = (BackendSpec(
+    name="openvino", backend=OpenVinoBackend, support={"cpu": ("fp32", "int8")}, runs="onnx",
+    requires="openvino", packages=("openvino", "nncf"), style=("#9467bd", "D"),
+    summary=("the ONNX model with `INFERENCE_PRECISION_HINT=f32` (no silent bf16), inputs and "
+             "outputs shared with the request (no copy in the timed call); int8 is the "
+             "NNCF-quantized IR"),
+    builds=(Build("openvino", "cpu", "int8", "openvino-int8.xml",
+                  "deploybench.export.build:openvino_int8", calibrated=True,
+                  companions=(".bin",)),)),)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from deploybench.backends.base import Backend, Runner
-from deploybench.models.adapter import ModelAdapter
+from deploybench.backends.base import Backend, BackendSpec, Runner
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+if TYPE_CHECKING:  # imported when a runner is made: reading the specs imports no torch
+    import torch
+
+    from deploybench.models.adapter import ModelAdapter
 
 
 class TorchRunner(Runner):
@@ -20,7 +22,9 @@ class TorchRunner(Runner):
     def __init__(self, network: torch.nn.Module, device: str, precision: str = "fp32",
                  prepare: Callable[[torch.nn.Module, torch.Tensor], Callable] | None = None
                  ) -> None:
-        self.dtype = DTYPES[precision]
+        import torch
+
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
         if device.startswith("cuda"):
             # "fp32" means fp32: cuDNN would run convolutions in TF32 by default on Ampere and
             # later (and matmuls where a library enabled it), a different precision.
@@ -32,6 +36,8 @@ class TorchRunner(Runner):
         self.call: Callable | None = None if prepare else self.network
 
     def to_device(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        import torch
+
         x = torch.as_tensor(inputs)
         if x.is_inference():
             # The tensor path's batch comes out of inference mode; a compiled graph guards on
@@ -41,6 +47,8 @@ class TorchRunner(Runner):
         return x.to(self.device, self.dtype)
 
     def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        import torch
+
         # no_grad, not inference_mode: tracing and torch.compile do not accept inference tensors.
         with torch.no_grad():
             if self.call is None:
@@ -52,6 +60,8 @@ class TorchRunner(Runner):
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.synchronize()
 
     def to_host(self, outputs: list[torch.Tensor]) -> list[np.ndarray]:
@@ -59,9 +69,14 @@ class TorchRunner(Runner):
 
 
 class PyTorchBackend(Backend):
-    name = "pytorch"
-    artifact = "checkpoint"
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert adapter is not None
         return TorchRunner(adapter.network, device, precision)
+
+
+SPECS = (BackendSpec(
+    name="pytorch", backend=PyTorchBackend, support={"cpu": ("fp32",), "cuda": ("fp32", "fp16")},
+    runs="checkpoint", style=("#1f77b4", "o"),
+    summary="eager tensor-mode forward; fp16 casts weights and input"),)

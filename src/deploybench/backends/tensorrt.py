@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.backends.base import Backend, Runner, onnx_artifact
+from deploybench.backends.base import Backend, BackendSpec, Build, Runner
 
 if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmdet/mmseg
     from deploybench.models.adapter import ModelAdapter
@@ -80,10 +80,33 @@ class TensorRtRunner(Runner):
 
 
 class TensorRtBackend(Backend):
-    name = "tensorrt"
-    module = "tensorrt"
-    artifact = "engine"
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
-        return TensorRtRunner(onnx_artifact(artifact))
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert artifact is not None
+        return TensorRtRunner(artifact)
+
+
+ENGINE = "deploybench.export.build:tensorrt_engine"
+SPECS = (BackendSpec(
+    name="tensorrt", backend=TensorRtBackend, support={"cuda": ("fp32", "fp16", "int8")},
+    runs="onnx", requires="tensorrt", packages=("tensorrt",), style=("#d62728", "X"),
+    summary=("serialized engine from the build step, `execute_async_v3` on torch-allocated device "
+             "buffers, the copy to the device and the execution on one stream; up to TensorRT 10 "
+             "precision by builder flags (TF32 cleared for fp32), from 11 a strongly typed network "
+             "from the fp16 / QDQ model"),
+    builds=(
+        # Not a cell: the symmetric int8 QDQ model TensorRT int8 is built from (TensorRT takes
+        # only symmetric int8; ONNX Runtime's own CPU int8 model has asymmetric uint8
+        # activations). Quantized on the CPU, where TensorRT int8 can run.
+        Build("qdq", "cpu", "int8", "tensorrt-int8-qdq.onnx",
+              "deploybench.export.build:tensorrt_qdq", calibrated=True,
+              for_cell=("tensorrt", "cuda", "int8")),
+        Build("tensorrt", "cuda", "fp32", "tensorrt-fp32.engine", ENGINE, gpu=True),
+        # fp16 and int8 start from the fp16 and QDQ models (strongly typed networks from
+        # TensorRT 11).
+        Build("tensorrt", "cuda", "fp16", "tensorrt-fp16.engine", ENGINE, gpu=True,
+              source=("onnxruntime", "cuda", "fp16")),
+        Build("tensorrt", "cuda", "int8", "tensorrt-int8.engine", ENGINE, gpu=True,
+              source=("qdq", "cpu", "int8")),
+    )),)

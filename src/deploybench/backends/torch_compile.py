@@ -13,15 +13,19 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from deploybench.backends.base import Backend, Runner
+from deploybench.backends.base import Backend, BackendSpec, Runner
 from deploybench.backends.pytorch import TorchRunner
-from deploybench.models.adapter import ModelAdapter
+
+if TYPE_CHECKING:
+    import torch
+
+    from deploybench.models.adapter import ModelAdapter
 
 
 def compile_inductor(network: torch.nn.Module, example: torch.Tensor) -> Callable:
+    import torch
     import torch._inductor.config as inductor_config
 
     inductor_config.force_disable_caches = True
@@ -31,16 +35,15 @@ def compile_inductor(network: torch.nn.Module, example: torch.Tensor) -> Callabl
 
 
 class TorchCompileBackend(Backend):
-    name = "torch_compile"
-    artifact = "checkpoint"
 
     def machine_reason(self, precision: str, device: str) -> str:
         if device == "cpu" and not (shutil.which("g++") or shutil.which("c++")):
             return "inductor needs a C++ compiler on the CPU; install g++"
         return super().machine_reason(precision, device)
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert adapter is not None
         return CompiledRunner(adapter.network, device, precision)
 
 
@@ -63,3 +66,11 @@ class CompiledRunner(TorchRunner):
                 del os.environ["TORCHINDUCTOR_CACHE_DIR"]
             self.cache_dir = None
         super().close()
+
+
+SPECS = (BackendSpec(
+    name="torch_compile", backend=TorchCompileBackend,
+    support={"cpu": ("fp32",), "cuda": ("fp32",)}, runs="checkpoint", style=("#8c564b", "P"),
+    summary=("inductor, static shapes, compiled in the first call from cold caches (compile time = "
+             "*first call s*); not in the embedded default (see `config.yaml`: no faster than "
+             "TorchScript on its CPU, and its compile was most of the run)")),)

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from deploybench.backends.base import Backend, Runner
+from deploybench.backends.base import Backend, BackendSpec, Runner
 from deploybench.backends.pytorch import TorchRunner
-from deploybench.models.adapter import ModelAdapter
+
+if TYPE_CHECKING:
+    import torch
+
+    from deploybench.models.adapter import ModelAdapter
 
 
 def trace(network: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    import torch
+
     traced = torch.jit.trace(network, (example,), check_trace=False)
     return torch.jit.freeze(traced.eval())
 
 
 class TorchScriptBackend(Backend):
-    name = "torchscript"
-    artifact = "checkpoint"
 
-    def load(self, adapter: ModelAdapter, artifact: Path | None, precision: str, device: str,
-             threads: int) -> Runner:
+    def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
+              device: str, threads: int) -> Runner:
+        assert adapter is not None
         return TorchRunner(adapter.network, device, precision, prepare=trace)
+
+
+SPECS = (BackendSpec(
+    name="torchscript", backend=TorchScriptBackend, support={"cpu": ("fp32",), "cuda": ("fp32",)},
+    runs="checkpoint", style=("#ff7f0e", "s"),
+    summary="traced on the first call, frozen"),)

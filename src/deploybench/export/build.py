@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from deploybench.errors import CellSkipped, UserError
+from deploybench.backends.base import Build
+from deploybench.errors import UserError
 from deploybench.models.adapter import ModelAdapter
 
 
@@ -24,57 +25,108 @@ class BuildOptions:
     calibration_split: str = "train"
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a build function (`Build.make`) gets: the model, the file it builds from, the file
+    it writes, the calibration samples (int8 builds that take them), the options."""
+
+    build: Build
+    adapter: ModelAdapter
+    source: Path
+    out: Path
+    samples: list  # (image, metas) pairs from the calibration split; empty where not calibrated
+    options: BuildOptions
+
+    def batches(self) -> list[np.ndarray]:
+        from deploybench.export.quantize import sample_arrays
+
+        return sample_arrays(self.samples)
+
+
 def build_artifact(adapter: ModelAdapter, data_root: Path, backend: str, device: str,
                    precision: str, source: Path, out: Path, options: BuildOptions
                    ) -> dict[str, Any]:
-    """Build `out` from `source` (the exported model, or the model a build starts from), and
-    the RoI heads' graphs exported beside `source` (two-stage detectors) beside `out`."""
-    from deploybench.export.quantize import (
-        calibration_samples,
-        convert_fp16,
-        op_profile,
-        quantize_int8,
-        quantize_openvino_int8,
-        sample_arrays,
-    )
+    """Build `out` from `source` (the exported model, or the model a build starts from) by the
+    function the backend's spec names, and the RoI heads' graphs exported beside `source`
+    (two-stage detectors) beside `out` where that function builds them."""
+    import importlib
 
-    start = time.perf_counter()
-    kind = (backend, device, precision)
-    samples = (calibration_samples(adapter, data_root, options.calibration_images,
-                                   options.calibration_split)
-               if precision == "int8" and backend != "tensorrt" else [])
-    batches = sample_arrays(samples)
-    heads: dict[str, Any] = {}
-    if kind == ("onnxruntime", "cpu", "int8"):
-        method = options.calibration_method
-        heads = _head_graphs(adapter, source, out, samples,
-                             lambda src, dst, feats: quantize_int8(src, dst, feats, method))
-        info = quantize_int8(source, out, batches, method)
-        info["op_time_share"] = {"fp32": op_profile(source, batches[0]),
-                                 "int8": op_profile(out, batches[0])}
-    elif kind == ("qdq", "cpu", "int8"):  # TensorRT's int8 source: its engine has no heads
-        info = quantize_int8(source, out, batches, options.calibration_method, activations="S8")
-    elif kind == ("openvino", "cpu", "int8"):
-        heads = _head_graphs(adapter, source, out, samples, quantize_openvino_int8)
-        info = quantize_openvino_int8(source, out, batches)
-    elif kind == ("onnxruntime", "cuda", "fp16"):
-        heads = _head_graphs(adapter, source, out, [], lambda src, dst, _: convert_fp16(src, dst))
-        info = convert_fp16(source, out)
-    elif backend == "tensorrt":
-        from deploybench.export.tensorrt_build import build_engine
+    from deploybench.backends.registry import builds
 
-        info = build_engine(source, out, precision, options.workspace_mib, options.timing_cache,
-                            options.max_batch)
-    else:
+    build = builds().get((backend, device, precision))
+    if build is None:
+        made = ", ".join(f"{b} {p} ({d})" for b, d, p in builds())
         raise UserError(f"no build for {backend} {precision} on {device}; builds exist for "
-                        "onnxruntime int8 (cpu), onnxruntime fp16 (cuda), openvino int8 (cpu) "
-                        "and tensorrt fp32/fp16/int8 (cuda)")
-    if heads:
-        info["head_graphs"] = heads
+                        f"{made}")
+    start = time.perf_counter()
+    samples = []
+    if build.calibrated:
+        from deploybench.export.quantize import calibration_samples
+
+        samples = calibration_samples(adapter, data_root, options.calibration_images,
+                                      options.calibration_split)
+    module, function = build.make.split(":")
+    info = getattr(importlib.import_module(module), function)(
+        BuildContext(build, adapter, source, out, samples, options))
     if "calibration" in info:
         info["calibration"]["split"] = options.calibration_split
     return {"artifact": str(out), "source": str(source),
             "seconds": time.perf_counter() - start, **info}
+
+
+def onnxruntime_int8(ctx: BuildContext) -> dict[str, Any]:
+    """ONNX Runtime's static QDQ quantization (asymmetric uint8 activations), with each
+    model's operator time shares from ORT's profiler, fp32 and int8."""
+    from deploybench.export.quantize import op_profile, quantize_int8
+
+    method, batches = ctx.options.calibration_method, ctx.batches()
+    heads = head_graphs(ctx, lambda src, dst, feats: quantize_int8(src, dst, feats, method))
+    info = quantize_int8(ctx.source, ctx.out, batches, method)
+    info["op_time_share"] = {"fp32": op_profile(ctx.source, batches[0]),
+                             "int8": op_profile(ctx.out, batches[0])}
+    return {**info, **heads}
+
+
+def tensorrt_qdq(ctx: BuildContext) -> dict[str, Any]:
+    """TensorRT's int8 source: symmetric int8 QDQ (its engine holds the first graph alone)."""
+    from deploybench.export.quantize import quantize_int8
+
+    return quantize_int8(ctx.source, ctx.out, ctx.batches(), ctx.options.calibration_method,
+                         activations="S8")
+
+
+def openvino_int8(ctx: BuildContext) -> dict[str, Any]:
+    """NNCF's post-training quantization to an OpenVINO IR."""
+    from deploybench.export.quantize import quantize_openvino_int8
+
+    heads = head_graphs(ctx, quantize_openvino_int8)
+    return {**quantize_openvino_int8(ctx.source, ctx.out, ctx.batches()), **heads}
+
+
+def onnxruntime_fp16(ctx: BuildContext) -> dict[str, Any]:
+    """A float16 model with fp32 inputs and outputs."""
+    from deploybench.export.quantize import convert_fp16
+
+    heads = head_graphs(ctx, lambda src, dst, _: convert_fp16(src, dst))
+    return {**convert_fp16(ctx.source, ctx.out), **heads}
+
+
+def tensorrt_engine(ctx: BuildContext) -> dict[str, Any]:
+    """A serialized TensorRT engine, its profile up to the largest batch measured."""
+    from deploybench.export.tensorrt_build import build_engine
+
+    o = ctx.options
+    return build_engine(ctx.source, ctx.out, ctx.build.precision, o.workspace_mib,
+                        o.timing_cache, o.max_batch)
+
+
+def head_graphs(ctx: BuildContext,
+                build: Callable[[Path, Path, list[np.ndarray]], dict[str, Any]]
+                ) -> dict[str, Any]:
+    """{"head_graphs": ...} where the model has RoI head graphs (else nothing): each built by
+    `build` as `_head_graphs` says."""
+    heads = _head_graphs(ctx.adapter, ctx.source, ctx.out, ctx.samples, build)
+    return {"head_graphs": heads} if heads else {}
 
 
 def _head_graphs(adapter: ModelAdapter, source: Path, out: Path, samples: list,
@@ -101,29 +153,3 @@ def _head_graphs(adapter: ModelAdapter, source: Path, out: Path, samples: list,
         if inputs:
             built[name]["calibration"]["rois"] = int(sum(len(x) for x in inputs))
     return built
-
-
-def placeholder(out: Path, reason: str = "") -> None:
-    """An empty artifact for a build this machine cannot do, so that the DAG goes on to report
-    its cells as skipped. The job's `machine` param changes when the machine can do the build,
-    which makes Snakemake rebuild it. `reason`: the backend cannot build this model; kept
-    beside the artifact for the cells that would run it (`skipped_build`)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(b"")
-    if out.suffix == ".xml":
-        out.with_suffix(".bin").write_bytes(b"")
-    if reason:
-        _skipped_note(out).write_text(reason)
-
-
-def _skipped_note(artifact: Path) -> Path:
-    return artifact.with_name(artifact.name + ".skipped")
-
-
-def skipped_build(artifact: Path) -> None:
-    """Raise CellSkipped where `artifact` is the placeholder of a build the backend could not
-    do for this model."""
-    if artifact.is_file() and artifact.stat().st_size == 0:
-        note = _skipped_note(artifact)
-        raise CellSkipped(note.read_text() if note.is_file() else
-                          f"{artifact.name} was not built; the builds table says why")

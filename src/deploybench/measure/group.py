@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from deploybench.backends import skip_reason
+from deploybench.backends import runs_file, skip_reason
 from deploybench.measure import idle
 from deploybench.measure.machine_state import GpuSampler, OtherLoad, cpu_state
-from deploybench.measure.run import FILE_BACKENDS, SCOPE
+from deploybench.measure.run import SCOPE
 from deploybench.measure.states import quiet_rounds, slowdowns
 from deploybench.measure.stats import (
     hierarchical_median_ci95,
@@ -410,7 +410,7 @@ def group_cell_args(plan: Any, model: str, shape: str, device: str, outputs: lis
     for (backend, precision), out in zip(plan.group_combos(device), outputs, strict=True):
         artifact = plan.artifact(model, shape, backend, device, precision) or "-"
         args += ["--cell", backend, precision, artifact, out]
-    if any(b in FILE_BACKENDS for b, _ in plan.group_combos(device)):
+    if any(runs_file(b) for b, _ in plan.group_combos(device)):
         args += ["--saved-input", plan.saved_input(model, shape)]
     return shlex.join(args)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploybench.backends import get_backend
+from deploybench.backends import get_backend, runs_file
 from deploybench.errors import UserError
 from deploybench.measure.machine_state import peak_rss_mib
 from deploybench.results import Cell
@@ -27,11 +27,6 @@ SCOPE = ("network only: input already on the backend's device -> backbone + neck
 END_TO_END = ("end to end: image file -> decode -> the model's test pipeline and data "
               "preprocessor -> to the device -> network -> to the host -> the model's "
               "post-processing (dataset records and annotation loading excluded)")
-
-# Backends that run a file made by the export or build step: without the stage breakdown they
-# are timed on the export's saved input, without importing mmdet/mmseg or building the model.
-FILE_BACKENDS = ("onnxruntime", "onnxruntime_trt", "openvino", "tensorrt")
-
 
 @dataclass
 class Target:
@@ -56,8 +51,9 @@ def _call_of(runner: Any, batch: np.ndarray) -> Callable[[], None]:
 
 
 def uses_saved_input(cell: Cell, saved_input: Path | None, stage_images: int) -> bool:
-    """A model file whose cell takes no stage breakdown is timed on the export's saved input."""
-    return (saved_input is not None and cell.backend in FILE_BACKENDS
+    """A model file whose cell takes no stage breakdown is timed on the export's saved input,
+    without importing mmdet/mmseg or building the model."""
+    return (saved_input is not None and runs_file(cell.backend)
             and (stage_images == 0 or cell.batch > 1))
 
 

@@ -17,15 +17,10 @@ import numpy as np
 import pandas as pd
 
 from deploybench.atomic import atomic_path
-from deploybench.backends import BACKENDS
+from deploybench.backends import names
+from deploybench.backends.registry import specs
 from deploybench.report.summary import TASK_METRIC, order_index
 
-STYLE = {  # backend -> (colour, marker)
-    "pytorch": ("#1f77b4", "o"), "torchscript": ("#ff7f0e", "s"),
-    "torch_compile": ("#8c564b", "P"), "onnxruntime": ("#2ca02c", "^"),
-    "onnxruntime_trt": ("#17becf", "v"), "openvino": ("#9467bd", "D"),
-    "tensorrt": ("#d62728", "X"),
-}
 FILL = {"fp32": "full", "fp16": "left", "int8": "none"}
 LABEL = {"bbox_mAP": "COCO box AP", "segm_mAP": "COCO mask AP", "mIoU": "mIoU (%)"}
 STAGE_COLOURS = {"decode": "#c7c7c7", "preprocess": "#9edae5", "to_device": "#dbdb8d",
@@ -40,7 +35,10 @@ THROUGHPUT = "throughput.svg"
 
 
 def _style(backend: str) -> tuple[str, str]:
-    return STYLE.get(backend, ("#7f7f7f", "*"))
+    """The backend's colour and marker (its spec's); a backend no longer registered (older
+    records) in grey."""
+    known = specs().get(backend)
+    return known.style if known else ("#7f7f7f", "*")
 
 
 def _log_ms(ax: Any) -> None:
@@ -55,7 +53,7 @@ def _log_ms(ax: Any) -> None:
 
 def _ordered(backends: Any) -> list[str]:
     """The backends in the project's order, any other after them by name."""
-    return sorted(set(backends), key=lambda b: (order_index(BACKENDS, b), b))
+    return sorted(set(backends), key=lambda b: (order_index(names(), b), b))
 
 
 def _grid(count: int, width: float = 7.5, height: float = 3.0) -> tuple[Any, list[Any]]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from deploybench.atomic import atomic_path, directory_lock, write_json
-from deploybench.config import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.errors import UserError
+from deploybench.plan import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.report.build import write_report
 from deploybench.report.machines import write_index
 from deploybench.report.model_pages import DIRECTORY

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from deploybench.backends import BACKENDS, PRECISIONS
+from deploybench.backends import PRECISIONS, names
 from deploybench.measure.group import REFERENCE
 
 # Backend x precision columns per table, with the model column 6 in all: cells and headers break
@@ -25,7 +25,7 @@ FORMAT = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".1f"}
 
 def _combo_key(combo: tuple[str, str, str]) -> tuple:
     backend, device, precision = combo
-    return (device != "cpu", device, order_index(BACKENDS, backend), backend,
+    return (device != "cpu", device, order_index(names(), backend), backend,
             order_index(PRECISIONS, precision))
 
 

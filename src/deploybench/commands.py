@@ -1,0 +1,37 @@
+"""A plan's settings as the command lines the DAG's rules run (shell-quoted)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from deploybench.plan import Plan
+from deploybench.results import shape_tag
+
+
+def container_prefix(config: dict[str, Any]) -> str:
+    """What `runtime: docker` puts before every step's command (shell-quoted)."""
+    docker = config["docker"]
+    args = ["deploybench", "container", "--target", docker["target"]]
+    if docker["base"]:
+        args += ["--base", docker["base"]]
+    if docker["memory"]:
+        args += ["--memory", docker["memory"]]
+    return shlex.join([*args, "--"])
+
+
+def model_args(plan: Plan, name: str, shape: str) -> str:
+    """The CLI arguments that identify a model at one input shape to every step (shell-quoted).
+    A shape other than the model's own `input_shape` also sets the test pipeline to it."""
+    model = plan.model(name)
+    dataset = plan.dataset_dir(model["dataset"])
+    height, width = shape.split("x")
+    checksum = plan.checksum_args(name)
+    args = ["--model", name, "--task", model["task"], "--config", model["config"],
+            "--checkpoint", plan.checkpoint(name), f"--checkpoint-{checksum[0][2:]}",
+            checksum[1], "--data", dataset, "--input-shape", height, width]
+    if checksum[0] == "--lock":
+        args += ["--checkpoint-url", model["checkpoint"]["url"]]
+    if shape != shape_tag(model["input_shape"]) or model.get("resize_pipeline"):
+        args.append("--resize-pipeline")
+    return shlex.join(args)
