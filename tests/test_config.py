@@ -172,6 +172,12 @@ def test_unknown_precision_lists_the_valid_ones(config: dict) -> None:
         validate(config)
 
 
+def test_a_misspelt_gate_lists_the_gated_metrics(config: dict) -> None:
+    config["gates"] = {"bbox_map": {"fp32": 0.01}}
+    with pytest.raises(UserError, match=r"gates: 'bbox_map' is not one of \['bbox_mAP', "):
+        validate(config)
+
+
 def test_unknown_model_lists_the_valid_ones(config: dict) -> None:
     config["matrix"]["models"] = ["yolo_v99"]
     with pytest.raises(UserError, match=r"unknown model 'yolo_v99'; valid: rtmdet_tiny_shapes, "

@@ -91,10 +91,13 @@ def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
     `require_data=False` (a dry run plans without the data): a dataset not on disk is a
     warning, not an error."""
     from deploybench.backends import names
+    from deploybench.metrics import gated
 
     schema = yaml.safe_load(schema_path.read_text())
     # The backends are the registry's (plugins included), not a list kept in the schema.
     schema["properties"]["matrix"]["properties"]["backends"]["items"]["enum"] = list(names())
+    # A gate names a metric the gates judge (deploybench.metrics): a misspelt one gates nothing.
+    schema["properties"]["gates"]["propertyNames"] = {"enum": gated()}
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from deploybench.atomic import atomic_path
+from deploybench.metrics import METRICS
 
 REPLICATES = 1000
 SEED = 0
 # The metric key (as in the results) each kind of per-image statistics recomputes.
-COCO_METRICS = {"bbox": "bbox_mAP", "segm": "segm_mAP"}
-MIOU = "mIoU"
+COCO_METRICS = {m.bootstrap: m.name for m in METRICS.values() if m.bootstrap in ("bbox", "segm")}
+MIOU = next(m.name for m in METRICS.values() if m.bootstrap == "iou")
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from deploybench.errors import UserError
+from deploybench.metrics import METRICS as ALL_METRICS
 
 CODEBASES = ("mmdet", "mmseg")
 # The metafile's Task -> deploybench's task; a model with box and mask results is instance
@@ -23,7 +24,7 @@ CODEBASES = ("mmdet", "mmseg")
 TASKS = {"Object Detection": "detection", "Instance Segmentation": "instance_segmentation",
          "Semantic Segmentation": "segmentation"}
 # The metafile's metric names -> deploybench's metric keys and scale (mmdet's metric is 0-1).
-METRICS = {"box AP": ("bbox_mAP", 0.01), "mask AP": ("segm_mAP", 0.01), "mIoU": ("mIoU", 1.0)}
+METRICS = {m.zoo_name: (m.name, m.zoo_scale) for m in ALL_METRICS.values() if m.zoo_name}
 # OpenMMLab weight files end in the first 8 hex digits of their sha256.
 SHA256_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 1200 models in a second

@@ -8,17 +8,14 @@ from typing import Any
 import pandas as pd
 
 from deploybench.backends import PRECISIONS
-from deploybench.report.gates import GATED, reference_value
+from deploybench.metrics import METRICS
+from deploybench.report.gates import reference_value
 from deploybench.report.markdown import combo, md, num, ran
 from deploybench.report.published import published_table
-from deploybench.report.table import METRICS
 
 TITLE = "Accuracy"
 
 
-METRIC_NOTES = {"bbox_mAP": "COCO box AP, 0-1", "bbox_mAP_50": "COCO box AP@0.5, 0-1",
-                "segm_mAP": "COCO mask AP, 0-1", "mIoU": "mean IoU, %", "aAcc": "pixel accuracy, %",
-                "mAcc": "mean class accuracy, %"}
 
 
 def _images(group: pd.DataFrame) -> str:
@@ -53,13 +50,13 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
              for g in gates.itertuples() if g.within_noise}
     rows = []
     for (model, shape), group in ran(frame).groupby(["model", "resolution"], sort=False):
-        for metric in METRICS:
-            if metric not in GATED or group[metric].isna().all():
+        for metric, spec in METRICS.items():
+            if not spec.gated or group[metric].isna().all():
                 continue
             ref, _ = reference_value(group, metric)
             line = {"Model": model, "Input": shape, "Images": _images(group),
-                    "Metric": f"{metric} ({METRIC_NOTES[metric]})"}
-            fmt = ".3f" if metric.endswith("mAP") else ".2f"
+                    "Metric": f"{metric} ({spec.note})"}
+            fmt = spec.fmt
             for row in group.itertuples():
                 value = getattr(row, metric)
                 if pd.isna(value):
@@ -105,7 +102,7 @@ def gates_table(gates: pd.DataFrame, tolerances: dict[str, dict[str, float]]) ->
                     + ", ".join(named(g) for g in noise.itertuples()))
     outside = [named(g) for g in bad.itertuples()]
     def signed(value: float, metric: str) -> str:
-        text = f"{value:+.2f}" if metric == "mIoU" else f"{value:+.4f}"
+        text = format(value, METRICS[metric].drop_fmt)
         return text.replace("+0.0000", "0").replace("-0.0000", "0").replace(
             "+0.00", "0").replace("-0.00", "0") if abs(value) < 5e-5 else text
 

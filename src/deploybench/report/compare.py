@@ -26,10 +26,10 @@ from typing import Any
 import pandas as pd
 
 from deploybench.errors import UserError
+from deploybench.metrics import METRICS
 
 KEY = ["model", "resolution", "backend", "device", "precision", "batch"]
 # metric -> (scale of a printed value, format)
-METRIC_FORMATS = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".2f", "aAcc": ".2f"}
 # Parity that got worse by more than this is reported (float nondeterminism moves it less).
 PARITY_WORSE = {"parity_min_cosine": 1e-3, "boxes_matched": 0.01, "pixel_agreement": 0.01,
                 "mean_mask_iou": 0.01}
@@ -143,6 +143,10 @@ def _latency_verdict(old: Any, new: Any, threshold: float, comparable: bool = Tr
         return "not compared (environment changed)", None, ""
     change, _ = _absolute_change(old, new)
     return "unchanged (within noise)", change, "ms"
+
+
+def _fmt(metric: str) -> str:
+    return METRICS[metric].fmt if metric in METRICS else ".3f"
 
 
 def _rows_by_key(frame: pd.DataFrame) -> dict[tuple, Any]:
@@ -316,9 +320,9 @@ def render(result: Comparison, threshold: float) -> str:
     if result.accuracy:
         lines += ["### Accuracy beyond its gate", "", _md(
             [{"Profile": a["profile"], "Cell": a["cell"], "Metric": a["metric"],
-              "old": format(a["old"], METRIC_FORMATS.get(a["metric"], ".3f")),
-              "new": format(a["new"], METRIC_FORMATS.get(a["metric"], ".3f")),
-              "change": format(a["change"], "+" + METRIC_FORMATS.get(a["metric"], ".3f")),
+              "old": format(a["old"], _fmt(a["metric"])),
+              "new": format(a["new"], _fmt(a["metric"])),
+              "change": format(a["change"], "+" + _fmt(a["metric"])),
               "gate": f"{a['gate']:g}"} for a in result.accuracy])]
     if result.parity:
         lines += ["### Parity worse than before", "", _md(

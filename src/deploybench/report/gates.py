@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 
 from deploybench.measure.group import REFERENCE
+from deploybench.metrics import gated
 
-GATED = ("bbox_mAP", "segm_mAP", "mIoU", "aAcc")
+GATED = tuple(gated())
 
 
 def reference_row(group: pd.DataFrame, metric: str) -> Any:

@@ -19,10 +19,10 @@ import pandas as pd
 from deploybench.atomic import atomic_path
 from deploybench.backends import names
 from deploybench.backends.registry import specs
-from deploybench.report.summary import TASK_METRIC, order_index
+from deploybench.metrics import METRICS, TASK_METRIC
+from deploybench.report.summary import order_index
 
 FILL = {"fp32": "full", "fp16": "left", "int8": "none"}
-LABEL = {"bbox_mAP": "COCO box AP", "segm_mAP": "COCO mask AP", "mIoU": "mIoU (%)"}
 STAGE_COLOURS = {"decode": "#c7c7c7", "preprocess": "#9edae5", "to_device": "#dbdb8d",
                  "network": "#1f77b4", "to_host": "#bcbd22", "proposals": "#ff9896",
                  "roi_bbox": "#d62728", "roi_mask": "#e377c2", "mask_post": "#f7b6d2",
@@ -141,7 +141,7 @@ def latency_accuracy(frame: pd.DataFrame, path: Path) -> None:
         ax.set_ylim(low - pad, high + pad)
         ax.set_title(title)
         ax.set_xlabel("network latency, median ms (log scale)")
-        ax.set_ylabel(LABEL[metric])
+        ax.set_ylabel(METRICS[metric].label)
     _legend(fig, _ordered(ok.backend), sorted(set(ok.precision)))
     _save(fig, path)
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-PUBLISHED_METRICS = ("bbox_mAP", "segm_mAP", "mIoU")
+from deploybench.metrics import published
+
+PUBLISHED_METRICS = tuple(published())
 COLUMNS = tuple(f"published_{m}" for m in PUBLISHED_METRICS)  # results.csv
 REFERENCE = ("pytorch", "fp32")
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from deploybench.backends import PRECISIONS, names
 from deploybench.measure.group import REFERENCE
+from deploybench.metrics import METRICS, TASK_METRIC
 
 # Backend x precision columns per table, with the model column 6 in all: cells and headers break
 # into lines (latency over metric, backend over precision), and six such columns fit the width
@@ -18,9 +19,6 @@ from deploybench.measure.group import REFERENCE
 # a scroll bar; tests/test_docs_in_browser.py measures it. More combinations: more tables.
 COLUMNS = 5
 # The metric each task is judged by, and how the summary prints it.
-TASK_METRIC = {"detection": "bbox_mAP", "instance_segmentation": "segm_mAP",
-               "segmentation": "mIoU"}
-FORMAT = {"bbox_mAP": ".3f", "segm_mAP": ".3f", "mIoU": ".1f"}
 
 
 def _combo_key(combo: tuple[str, str, str]) -> tuple:
@@ -90,7 +88,7 @@ def summary_tables(frame: pd.DataFrame) -> str:
         key = (row.model, row.resolution)
         metric = TASK_METRIC.get(row.task, "")
         rows.setdefault(key, {})[(row.backend, row.device, row.precision)] = _cell(
-            row, metric, FORMAT.get(metric, ""))
+            row, metric, METRICS[metric].summary_fmt if metric in METRICS else "")
         by_model.setdefault(key, []).append(row)
     best = {key: fastest(cells) for key, cells in by_model.items()}
     tables = []

@@ -11,17 +11,17 @@ import numpy as np
 import pandas as pd
 
 from deploybench.measure.stats import latency_stats, relative_halfwidth, repeats_median_ci95
-from deploybench.metric_bootstrap import COCO_METRICS, MIOU
+from deploybench.metrics import METRICS as METRIC_SPECS
+from deploybench.metrics import bootstrapped
 from deploybench.report.published import COLUMNS as PUBLISHED
 from deploybench.results import load_result
 
 # resolution: the cell's input shape "HxW" ("shape" would shadow DataFrame.shape)
 KEY = ["model", "task", "resolution", "backend", "device", "precision", "batch"]
 LATENCY = ["median", "mean", "p90", "p95", "p99", "std", "min", "max"]
-METRICS = ["bbox_mAP", "bbox_mAP_50", "segm_mAP", "mIoU", "aAcc", "mAcc"]
+METRICS = list(METRIC_SPECS)
 # The paired bootstrap's 95 % interval of the drop vs PyTorch fp32 (report/drop_intervals.py)
-DROP_CI = [f"{m}_drop_ci95_{end}" for m in (*COCO_METRICS.values(), MIOU)
-           for end in ("low", "high")]
+DROP_CI = [f"{m}_drop_ci95_{end}" for m in bootstrapped() for end in ("low", "high")]
 PARITY = ["parity_images", "parity_max_abs", "parity_max_rel", "parity_min_cosine",
           "parity_worst_output", "boxes_matched", "cell_boxes_matched", "reference_boxes",
           "cell_boxes", "mean_score_diff", "mean_mask_iou",
