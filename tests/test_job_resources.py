@@ -84,7 +84,7 @@ def test_every_job_declares_its_memory_and_time_limit(tmp_path: Path) -> None:
     assert {"synthetic_dataset", "fetch_checkpoint", "export_onnx", "measure_cpu", "evaluate",
             "build", "reference_outputs", "report"} <= set(asked)
     for name, resources in asked.items():
-        if name in {"report", "publish", "unavailable_cells", "all"}:
+        if name in {"report", "publish", "unavailable_cells", "step_settings", "all"}:
             continue
         step = {"synthetic_dataset": "data", "fetch_checkpoint": "fetch",
                 "export_onnx": "export", "reference_outputs": "reference",
@@ -94,7 +94,7 @@ def test_every_job_declares_its_memory_and_time_limit(tmp_path: Path) -> None:
         assert f"runtime={STEPS[step].runtime}" in resources, (name, resources)
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     local = re.search(r"localrules:\n((?:    \w+,\n)+)", common).group(1)
-    assert set(local.replace(",", " ").split()) == {"all", "fetch_checkpoint",
+    assert set(local.replace(",", " ").split()) == {"all", "step_settings", "fetch_checkpoint",
                                                     "download_dataset", "report", "publish"}
 
 

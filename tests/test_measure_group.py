@@ -22,9 +22,9 @@ from deploybench.results import Cell
 
 from .conftest import checkpoint_path, model_entry
 
-FAST = GroupSettings(warmup_iters=2, warmup_seconds=0.0, min_rounds=4, min_seconds=0.0,
-                     max_seconds=20.0, slice_seconds=0.02, precision=0.5, stage_images=0,
-                     threads=2, processes=2)
+FAST = GroupSettings.of(warmup_iters=2, warmup_seconds=0.0, min_rounds=4, min_seconds=0.0,
+                        max_seconds=20.0, slice_seconds=0.02, precision=0.5, stage_images=0,
+                        threads=2, processes=2)
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from deploybench.results import Cell
 
 from .conftest import checkpoint_path, model_entry
 
-QUICK = GroupSettings(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
-                      max_seconds=1.0, slice_seconds=0.01, threads=2, processes=1)
+QUICK = GroupSettings.of(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
+                         max_seconds=1.0, slice_seconds=0.01, threads=2, processes=1)
 
 
 def measure_cell(cell: Cell, inputs: CellInputs, settings: GroupSettings,
@@ -237,7 +237,7 @@ def test_openvino_int8_by_nncf(segmentor, small_dataset: Path, tmp_path: Path) -
     export_onnx(segmentor, sample, tmp_path / "fp32.onnx", 17)
     info = build_artifact(segmentor, small_dataset, "openvino", "cpu", "int8",
                           tmp_path / "fp32.onnx", tmp_path / "int8.xml",
-                          BuildOptions(calibration_images=8))
+                          BuildOptions.of({"calibration_images": 8}))
     assert info["calibration"] == {"method": "MinMax (NNCF default statistics)", "images": 2,
                                    "split": "train"}
     assert info["quantizer"] == "nncf.quantize"

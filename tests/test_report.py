@@ -191,14 +191,14 @@ def group_records(rounds: dict[Cell, list[list[float]]], stopped: str = "precisi
     count = len(next(iter(rounds.values())))
     medians = [[float(np.median(s)) for s in r] for r in rounds.values()]
     group = {"rounds": count, "slices": count * len(workers), "stopped": stopped,
-             "quiet": quiet_rounds(medians, GroupSettings().quiet_tolerance),
+             "quiet": quiet_rounds(medians, GroupSettings.of().quiet_tolerance),
              "slowdown": slowdowns(medians),
              "window_s": 12.0, "orders": [], "reference": "pytorch fp32",
              "cells": [f"{c.backend} {c.precision}" for c in rounds],
-             "settings": asdict(GroupSettings())}
+             "settings": asdict(GroupSettings.of())}
     machine = {"reference_ms": {"before": 2.0, "after": 2.1},
                "other_load": {"other_cores": 0.1, "steal_cores": 0.0, "window_s": 12.0}}
-    settings = {"threads": 2, "group_settings": asdict(GroupSettings())}
+    settings = {"threads": 2, "group_settings": asdict(GroupSettings.of())}
     return [record("measure", w.member.cell, "ok", "", _data(w, workers[0], group, machine),
                    settings) for w in workers]
 

@@ -157,7 +157,7 @@ def test_int8_builds_quantize_the_roi_heads_too(small_dataset: Path, tmp_path: P
     adapter = load_adapter(config, weights)
     _, batch, _ = next(adapter.batches(adapter.dataset(small_dataset), 1))
     export_onnx(adapter, batch, tmp_path / "graph.onnx", opset=17)
-    options = BuildOptions(calibration_images=6, calibration_split="test")
+    options = BuildOptions.of({"calibration_images": 6, "calibration_split": "test"})
     for backend, out in (("onnxruntime", tmp_path / "int8.onnx"),
                          ("openvino", tmp_path / "int8.xml")):
         info = build_artifact(adapter, small_dataset, backend, "cpu", "int8",

@@ -18,6 +18,7 @@ idle.apply_env()
 from deploybench import forkserver, watchdog  # noqa: E402
 from deploybench.errors import CellSkipped, UserError  # noqa: E402
 from deploybench.provenance import usable_cores  # noqa: E402
+from deploybench.settings import default  # noqa: E402
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -73,10 +74,12 @@ def _expected_shape(args: argparse.Namespace) -> list[int]:
     return [getattr(args, "batch", 1), 3, *args.input_shape]
 
 
-def _cell_inputs(args: argparse.Namespace):
+def _cell_inputs(args: argparse.Namespace, threads: int = 0):
+    """The cell's inputs; `threads`: the step's intra-op threads (default its --threads; 0:
+    every usable core)."""
     from deploybench.cell import CellInputs
 
-    threads = args.threads or usable_cores()
+    threads = threads or getattr(args, "threads", 0) or usable_cores()
     artifact = Path(args.artifact) if getattr(args, "artifact", None) else None
     return CellInputs(Path(args.config), Path(args.checkpoint), Path(args.data), artifact,
                       args.device, threads, _pipeline_shape(args),
@@ -130,10 +133,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from deploybench.export.build import BuildOptions, build_artifact
     from deploybench.models.adapter import load_adapter
     from deploybench.results import run_step
+    from deploybench.settings import section
 
-    options = BuildOptions(args.calibration_images, args.calibration_method, args.workspace_mib,
-                           Path(args.timing_cache) if args.timing_cache else None,
-                           args.max_batch, args.calibration_split)
+    options = BuildOptions.of(section("build", args.settings),
+                              Path(args.timing_cache) if args.timing_cache else None,
+                              args.max_batch)
 
     def body():
         companions = builds()[args.backend, args.device, args.precision].companions
@@ -182,22 +186,19 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from deploybench.atomic import write_json
     from deploybench.measure.group import GroupSettings, measure_group
     from deploybench.results import failure_path, record
+    from deploybench.settings import section
 
     members = _measure_members(args)
     for _, out in members:
         out.unlink(missing_ok=True)
         failure_path(out).unlink(missing_ok=True)
-    group = GroupSettings(
-        warmup_iters=args.warmup_iters, warmup_seconds=args.warmup_seconds,
-        min_rounds=args.min_rounds, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-        slice_seconds=args.slice_seconds, precision=args.precision_target,
-        stage_images=args.stage_images, threads=args.threads or usable_cores(),
-        processes=args.processes, quiet_tolerance=args.quiet_tolerance)
+    measure = section("measure", args.settings)
+    group = GroupSettings.of(measure, threads=measure["threads"] or usable_cores())
     common = {**_settings(args, "batch", "device"), "threads": group.threads,
               "group_settings": asdict(group)}
     saved = Path(args.saved_input) if args.saved_input else None
     try:
-        outcomes = measure_group([m for m, _ in members], _cell_inputs(args),
+        outcomes = measure_group([m for m, _ in members], _cell_inputs(args, group.threads),
                                  _expected_shape(args), saved, group)
     except Exception as err:  # noqa: BLE001 - the group itself broke: every cell says why
         from deploybench.measure.worker import failure_reason
@@ -466,10 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
 
     p = steps.add_parser("data", help="generate the seeded synthetic dataset")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-train", type=int, default=800)
-    p.add_argument("--num-val", type=int, default=150)
-    p.add_argument("--image-size", type=int, default=160)
+    p.add_argument("--seed", type=int, default=default("datasets.*.seed"))
+    p.add_argument("--num-train", type=int, default=default("datasets.*.num_train"))
+    p.add_argument("--num-val", type=int, default=default("datasets.*.num_val"))
+    p.add_argument("--image-size", type=int, default=default("datasets.*.image_size"))
     p.add_argument("--out", required=True, help="dataset directory to create")
     p.set_defaults(func=_cmd_data)
 
@@ -494,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = steps.add_parser("export", help="export the tensor-mode network to ONNX")
     _model_args(p)
     p.add_argument("--onnx", required=True, help="ONNX file to write")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=default("export.opset"))
     p.add_argument("--dynamic-batch", type=int, default=0, metavar="MAX",
                    help="export a dynamic batch axis, for batches up to MAX (0: static, batch 1)")
     p.add_argument("--saved-input", help="also save the first test images (as many as the "
@@ -510,12 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model the build starts from (the export; the QDQ model for "
                         "TensorRT int8, the fp16 model for TensorRT fp16)")
     p.add_argument("--artifact", required=True, help="the built model to write")
-    p.add_argument("--calibration-images", type=int, default=32)
-    p.add_argument("--calibration-method", default="MinMax",
-                   choices=("MinMax", "Entropy", "Percentile"))
-    p.add_argument("--calibration-split", default="train", choices=("train", "test"),
-                   help="the split whose images calibrate int8")
-    p.add_argument("--workspace-mib", type=int, default=4096, help="TensorRT workspace limit")
+    p.add_argument("--settings", type=Path,
+                   help="the config's `build` section as JSON, as the pipeline writes it "
+                        "(results/<profile>/<run>/settings/build.json); default: the schema's "
+                        "defaults (workflow/schemas/config.schema.yaml)")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
     p.add_argument("--max-batch", type=int, default=1,
                    help="largest batch of a TensorRT profile (dynamic-batch exports)")
@@ -533,25 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="one cell: the file the backend runs")
     p.add_argument("--out", help="one cell: its result JSON")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--warmup-iters", type=int, default=5)
-    p.add_argument("--warmup-seconds", type=float, default=0.5)
-    p.add_argument("--min-rounds", type=int, default=10)
-    p.add_argument("--min-seconds", type=float, default=30.0)
-    p.add_argument("--max-seconds", type=float, default=60.0,
-                   help="the group's time cap: rounds stop here even short of --precision-target")
-    p.add_argument("--slice-seconds", type=float, default=0.05,
-                   help="each slice's length (at least 3 calls)")
-    p.add_argument("--precision-target", type=float, default=0.03,
-                   help="rounds go on until every speed-up's 95 %% interval is within +- this")
-    p.add_argument("--stage-images", type=int, default=20,
-                   help="test images timed end to end, stage by stage (0: none)")
-    p.add_argument("--processes", type=int, default=3,
-                   help="worker processes per cell, taking the rounds in turn")
-    p.add_argument("--quiet-tolerance", type=float, default=0.10,
-                   help="rounds slower than the machine's quiet level by more than this are "
-                        "left out of the speed-ups and medians (0: none)")
+    p.add_argument("--settings", type=Path,
+                   help="the config's `measure` section as JSON, as the pipeline writes it "
+                        "(results/<profile>/<run>/settings/measure.json); default: the schema's "
+                        "defaults (workflow/schemas/config.schema.yaml)")
     p.add_argument("--saved-input", help="the export's saved input (.npy): a model file whose "
                                          "cell has no stage breakdown is timed on it directly")
     p.set_defaults(func=_cmd_measure)
@@ -562,16 +547,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", action="append", default=[], metavar="METRIC=VALUE",
                    help="a published value of a metric, kept beside the measured one")
     p.add_argument("--reference", help="PyTorch fp32 outputs (the reference step) to compare")
-    p.add_argument("--parity-images", type=int, default=20)
-    p.add_argument("--parity-iou", type=float, default=0.5)
-    p.add_argument("--parity-score-threshold", type=float, default=0.3)
+    p.add_argument("--parity-images", type=int, default=default("parity.images"))
+    p.add_argument("--parity-iou", type=float, default=default("parity.iou"))
+    p.add_argument("--parity-score-threshold", type=float,
+                   default=default("parity.score_threshold"))
     p.add_argument("--per-image-out", help="npz for the metric's per-image statistics (the "
                                            "report's bootstrap of the accuracy drop)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = steps.add_parser("reference", help="PyTorch fp32 outputs on the first test images")
     _model_args(p)
-    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--images", type=int, default=default("parity.images"))
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: all cores")
     p.set_defaults(func=_cmd_reference, device="cpu", backend="pytorch")
 

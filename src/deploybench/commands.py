@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from deploybench.backends import runs_file
 from deploybench.plan import Plan
 from deploybench.results import shape_tag
 
@@ -34,4 +35,16 @@ def model_args(plan: Plan, name: str, shape: str) -> str:
         args += ["--checkpoint-url", model["checkpoint"]["url"]]
     if shape != shape_tag(model["input_shape"]) or model.get("resize_pipeline"):
         args.append("--resize-pipeline")
+    return shlex.join(args)
+
+
+def group_cell_args(plan: Plan, model: str, shape: str, device: str, outputs: list[str]) -> str:
+    """The `--cell BACKEND PRECISION ARTIFACT OUT` arguments of a group's command (shell-
+    quoted): its cells in the plan's order, each with the result path Snakemake expects."""
+    args = []
+    for (backend, precision), out in zip(plan.group_combos(device), outputs, strict=True):
+        artifact = plan.artifact(model, shape, backend, device, precision) or "-"
+        args += ["--cell", backend, precision, artifact, out]
+    if any(runs_file(b) for b, _ in plan.group_combos(device)):
+        args += ["--saved-input", plan.saved_input(model, shape)]
     return shlex.join(args)

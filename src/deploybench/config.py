@@ -16,12 +16,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from deploybench import settings
 from deploybench.errors import UserError
+from deploybench.settings import SCHEMA_PATH  # noqa: F401 - where the config's keys are
 from deploybench.zoo import config_path
 
 # The schema's `name` (models, datasets, profile, run) without its anchors.
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _with_defaults(validator_class: Any) -> Any:
@@ -85,15 +86,15 @@ def _string_from_cli(error: jsonschema.ValidationError) -> bool:
                ([wanted] if isinstance(wanted, str) else wanted))
 
 
-def validate(config: dict[str, Any], schema_path: Path = SCHEMA_PATH,
-             source: str = "config", require_data: bool = True) -> dict[str, Any]:
+def validate(config: dict[str, Any], source: str = "config",
+             require_data: bool = True) -> dict[str, Any]:
     """A validated, default-filled copy of `config`; raises UserError naming every bad key.
     `require_data=False` (a dry run plans without the data): a dataset not on disk is a
     warning, not an error."""
     from deploybench.backends import names
     from deploybench.metrics import gated
 
-    schema = yaml.safe_load(schema_path.read_text())
+    schema = settings.schema()
     # The backends are the registry's (plugins included), not a list kept in the schema.
     schema["properties"]["matrix"]["properties"]["backends"]["items"]["enum"] = list(names())
     # A gate names a metric the gates judge (deploybench.metrics): a misspelt one gates nothing.
@@ -216,7 +217,7 @@ def _planning_problems(config: dict[str, Any]) -> list[str]:
 
 def default_gates() -> dict[str, dict[str, float]]:
     """The schema's default accuracy gates (what a config without `gates` gets)."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = settings.schema()
     return {k: v["default"] for k, v in schema["properties"]["gates"]["properties"].items()}
 
 

@@ -161,6 +161,10 @@ class Plan:
         """This run's results: a new `run` key measures everything again."""
         return f"{self.profile_dir()}/{self.run}"
 
+    def settings(self, section: str) -> str:
+        """The config's `section` as its steps read it (`deploybench.settings`)."""
+        return f"{self.results_dir()}/settings/{section}.json"
+
     def onnx(self, model: str, shape: str) -> str:
         return f"{self.results_dir()}/export/{model}/{shape}.onnx"
 

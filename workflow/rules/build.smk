@@ -2,6 +2,7 @@ rule build:
     input:
         unpack(model_inputs),
         source=lambda w: plan(w).build_source(w.model, w.shape, *build_of(w).key),
+        settings=PLAN.settings("build"),
     output:
         model=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/{{artifact}}",
         result=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/{{artifact}}.json",
@@ -21,5 +22,6 @@ rule build:
         max_batch=lambda w: PLAN.max_batch(w.model),
     shell:
         "{params.build} {params.model} --max-batch {params.max_batch}"
+        " --settings {input.settings:q}"
         " --onnx {input.source:q} --artifact {output.model:q}"
         " --out {output.result:q} > {log:q} 2>&1"

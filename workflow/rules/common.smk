@@ -14,17 +14,17 @@ from snakemake.exceptions import WorkflowError
 from deploybench import unavailable
 from deploybench.backends import runs_file
 from deploybench.backends.registry import by_artifact
-from deploybench.commands import container_prefix, model_args
+from deploybench.commands import container_prefix, group_cell_args, model_args
 from deploybench.config import NAME_PATTERN, read_yaml, validate
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
 from deploybench.invocation import dry_run, submits_jobs
 from deploybench.job_resources import node_requests, node_type_reason, step_resources
-from deploybench.measure.group import group_cell_args, group_timing_args
 from deploybench.metric_bootstrap import per_image_path
 from deploybench.plan import profile_plans, wildcard_plan
 from deploybench.results import Cell
+from deploybench.settings import write_section
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
 
 # Snakemake's own message for a YAML error names no line: read the file here first.
@@ -101,6 +101,7 @@ if config["runtime"] == "docker":
 # nodes often have none), the docs are written beside the checkout.
 localrules:
     all,
+    step_settings,
     fetch_checkpoint,
     download_dataset,
     report,
@@ -142,15 +143,10 @@ def machine_state(backend, device, precision):
 
 
 def build_command(plan, backend, device, precision):
-    b = config["build"]
-    cache = b["tensorrt_timing_cache"]
+    cache = config["build"]["tensorrt_timing_cache"]
     cache = cache and os.path.join(plan.results_dir(), cache)
     return (
         f"deploybench build --backend {backend} --device {device} --precision {precision}"
-        f" --calibration-images {b['calibration_images']}"
-        f" --calibration-method {b['calibration_method']}"
-        f" --calibration-split {b['calibration_split']}"
-        f" --workspace-mib {b['tensorrt_workspace_mib']}"
         + (f" --timing-cache {shlex.quote(cache)}" if cache else "")
     )
 
@@ -191,9 +187,9 @@ def cell_machine(w):
 
 
 def group_inputs(w, device):
-    """What a measure group runs: the model, each cell's artifact, the export's saved input.
-    A changed artifact reruns the whole group."""
-    inputs = model_inputs(w)
+    """What a measure group runs: the model, each cell's artifact, the export's saved input,
+    the `measure` settings. A changed artifact or setting reruns the whole group."""
+    inputs = {**model_inputs(w), "settings": plan(w).settings("measure")}
     combos = plan(w).group_combos(device)
     for backend, precision in combos:
         artifact = plan(w).artifact(w.model, w.shape, backend, device, precision)

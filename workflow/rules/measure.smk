@@ -31,8 +31,8 @@ for DEVICE in MEASURE_DEVICES:
             cells=lambda w, output, device=DEVICE: group_cell_args(
                 plan(w), w.model, w.shape, device, list(output)
             ),
-            timing=group_timing_args(config["measure"]),
             machine=lambda w, device=DEVICE: group_machine(w, device),
         shell:
             "deploybench measure {params.model} --device {params.device}"
-            " --batch {wildcards.batch} {params.cells} {params.timing} > {log:q} 2>&1"
+            " --batch {wildcards.batch} {params.cells} --settings {input.settings:q}"
+            " > {log:q} 2>&1"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,28 @@ from deploybench.models.adapter import ModelAdapter
 
 @dataclass(frozen=True)
 class BuildOptions:
-    calibration_images: int = 32
-    calibration_method: str = "MinMax"
-    workspace_mib: int = 4096
-    timing_cache: Path | None = None
-    max_batch: int = 1  # TensorRT profile of a dynamic-batch export
-    calibration_split: str = "train"
+    """The config's `build` section (its defaults are the schema's: `settings`), with what the
+    DAG resolves per run and model."""
+
+    calibration_images: int
+    calibration_method: str
+    workspace_mib: int  # build.tensorrt_workspace_mib
+    timing_cache: Path | None  # build.tensorrt_timing_cache, under the run's results
+    max_batch: int  # TensorRT profile of a dynamic-batch export
+    calibration_split: str
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None = None, timing_cache: Path | None = None,
+           max_batch: int = 1, **overrides: Any) -> BuildOptions:
+        """From a `build` section (default: the schema's defaults) and any overrides."""
+        from deploybench.settings import defaults
+
+        build = {**defaults("build"), **(values or {})}
+        return cls(**{"calibration_images": build["calibration_images"],
+                      "calibration_method": build["calibration_method"],
+                      "workspace_mib": build["tensorrt_workspace_mib"],
+                      "timing_cache": timing_cache, "max_batch": max_batch,
+                      "calibration_split": build["calibration_split"], **overrides})
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,15 @@ from __future__ import annotations
 import multiprocessing
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deploybench.backends import runs_file, skip_reason
+from deploybench.backends import skip_reason
 from deploybench.measure import idle
 from deploybench.measure.machine_state import GpuSampler, OtherLoad, cpu_state
 from deploybench.measure.run import SCOPE
@@ -46,18 +47,28 @@ STAGES_SECONDS = 1800.0
 
 @dataclass(frozen=True)
 class GroupSettings:
-    warmup_iters: int = 5
-    warmup_seconds: float = 0.5
-    min_rounds: int = 10
-    min_seconds: float = 30.0  # a machine's states last seconds: span several of them
-    max_seconds: float = 60.0  # the group's time cap for its rounds
-    slice_seconds: float = 0.05
-    precision: float = 0.03  # the speed-ups' 95 % intervals' target half-width
-    stage_images: int = 20
-    threads: int = 1
-    processes: int = 3  # worker processes per cell, taking the rounds in turn
+    """The config's `measure` section (its defaults are the schema's: `settings`)."""
+
+    warmup_iters: int
+    warmup_seconds: float
+    min_rounds: int
+    min_seconds: float  # a machine's states last seconds: span several of them
+    max_seconds: float  # the group's time cap for its rounds
+    slice_seconds: float
+    precision: float  # the speed-ups' 95 % intervals' target half-width
+    stage_images: int
+    threads: int  # 0: every usable core
+    processes: int  # worker processes per cell, taking the rounds in turn
     # rounds slower than the machine's quiet level by more than this are left out (states.py)
-    quiet_tolerance: float = 0.10
+    quiet_tolerance: float
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> GroupSettings:
+        """From a `measure` section (default: the schema's defaults) and any overrides."""
+        from deploybench.settings import defaults
+
+        merged = {**defaults("measure"), **(values or {}), **overrides}
+        return cls(**{f.name: merged[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -399,25 +410,3 @@ def measure_group(members: list[Member], inputs: Any, export_shape: list[int] | 
         else:
             outcomes[i] = ("ok", "", _data(w, reference, group, machine))
     return [outcomes[i] for i in range(len(members))]
-
-
-def group_cell_args(plan: Any, model: str, shape: str, device: str, outputs: list[str]) -> str:
-    """The `--cell BACKEND PRECISION ARTIFACT OUT` arguments of a group's command (shell-
-    quoted): its cells in the plan's order, each with the result path Snakemake expects."""
-    import shlex
-
-    args = []
-    for (backend, precision), out in zip(plan.group_combos(device), outputs, strict=True):
-        artifact = plan.artifact(model, shape, backend, device, precision) or "-"
-        args += ["--cell", backend, precision, artifact, out]
-    if any(runs_file(b) for b, _ in plan.group_combos(device)):
-        args += ["--saved-input", plan.saved_input(model, shape)]
-    return shlex.join(args)
-
-
-def group_timing_args(measure: dict[str, Any]) -> str:
-    """The config's `measure` settings as the measure step's options."""
-    return " ".join(f"--{key.replace('_', '-')} {measure[key]}" for key in (
-        "warmup_iters", "warmup_seconds", "min_rounds", "min_seconds", "max_seconds",
-        "slice_seconds", "stage_images", "threads", "processes", "quiet_tolerance")) + \
-        f" --precision-target {measure['precision']}"

@@ -253,13 +253,13 @@ def section(frame: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:
         "resamples the rounds, then the calls within each; it holds this window's noise, not "
         "the drift between windows. *rounds*, *calls / slice*: what ran; *quiet rounds*: the "
         "rounds the statistics are over, the others having run while the machine's other "
-        "tenants slowed the group by more than the quiet tolerance (README, *The machine's "
-        "states*); *stopped*: "
+        "tenants slowed the group by more than the quiet tolerance (docs/methodology.md, "
+        "*The machine's states*); *stopped*: "
         "*precision* when every speed-up of the group reached its target, *time cap* when the "
         "group's rounds ran out of time first. *idle cores*: the CPU the cell's worker process "
         "took while it waited for its next slice, in cores (its runtime's threads spinning "
-        "would show here; README, *What the numbers mean*). *flag*: *time cap* with the interval "
-        "reached; *unstable* when the median's interval's half-width exceeds "
+        "would show here; docs/methodology.md, *What the numbers mean*). *flag*: *time cap* "
+        "with the interval reached; *unstable* when the median's interval's half-width exceeds "
         f"{100 * UNSTABLE:g} % and {UNSTABLE_VS_TYPICAL:g} x the run's typical half-width; "
         "*busy machine* as under *Measurement conditions*. "
         "Per-call CoV is shown but flags nothing: a few slow calls raise it on any busy or "
@@ -276,6 +276,6 @@ def section(frame: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:
         "at build time). An int8 model is faster where integer kernels replace most of the "
         "float work; where quantized activations run as separate operators (e.g. a SiLU as "
         "`QLinearSigmoid` + `QLinearMul`, fused into one `QuickGelu` in fp32) they can eat "
-        "the gain. README, *int8 on x86*, has the variants tried.\n",
+        "the gain. docs/methodology.md, *int8 on x86*, has the variants tried.\n",
         int8_table(frame, records),
     ]
