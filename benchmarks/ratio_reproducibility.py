@@ -32,10 +32,14 @@ TARGET = 1.10
 def group_commands(plan, source) -> list[str]:
     """One `deploybench measure` command per CPU measure group of the plan, reading the
     artifacts of `source` (a finished run's Plan) and writing the plan's own results."""
-    from deploybench.commands import model_args
-    from deploybench.measure.group import group_cell_args, group_timing_args
-    from deploybench.results import Cell
+    import shlex
 
+    from deploybench.commands import group_cell_args, model_args
+    from deploybench.results import Cell
+    from deploybench.settings import write_section
+
+    settings = Path(plan.settings("measure"))  # the plan's `measure` section, as the DAG writes it
+    write_section(settings, plan.config["measure"])
     commands = []
     for (model, shape, device, batch), _ in plan.measure_groups().items():
         if device != "cpu":
@@ -45,7 +49,7 @@ def group_commands(plan, source) -> list[str]:
         cells = group_cell_args(source, model, shape, device, outputs)
         commands.append(f"deploybench measure {model_args(source, model, shape)} --device "
                         f"{device} --batch {batch} {cells} "
-                        f"{group_timing_args(plan.config['measure'])}")
+                        f"--settings {shlex.quote(str(settings))}")
     return commands
 
 
