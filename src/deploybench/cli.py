@@ -140,7 +140,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
                               args.max_batch)
 
     def body():
-        companions = builds()[args.backend, args.device, args.precision].companions
+        # an unknown build is refused by build_artifact, naming the builds there are
+        known = builds().get((args.backend, args.device, args.precision))
+        companions = known.companions if known else ()
         reason = skip_reason(args.backend, args.precision, args.device)
         if reason:
             placeholder(Path(args.artifact), companions=companions)

@@ -16,6 +16,7 @@ REPORT_FILES = ("README.md", "benchmark.md", "results.csv", "environment.json", 
 # Drawn only where a batch above 1 is planned (records with a batch above 1).
 OPTIONAL_REPORT_FILES = ("throughput.svg",)
 
+
 @dataclass(frozen=True)
 class Plan:
     """Typed view of a validated config: which cells run, and where each file lives.

@@ -40,9 +40,9 @@ def skip_reason(backend: str, precision: str, device: str) -> str:
     cell runs, as TensorRT's int8 QDQ source) is made only where the cell it is for can run."""
     from deploybench.backends.registry import builds
 
-    for build in builds().values():
-        if build.key == (backend, device, precision) and build.for_cell:
-            made_for, on, at = build.for_cell
-            return skip_reason(made_for, at, on)
+    build = builds().get((backend, device, precision))
+    if build is not None and build.for_cell:
+        made_for, on, at = build.for_cell
+        return skip_reason(made_for, at, on)
     ok, reason = get_backend(backend).available(precision, device)
     return "" if ok else reason

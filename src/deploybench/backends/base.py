@@ -85,7 +85,7 @@ def cuda_device_reason() -> str:
 
 
 class Backend(ABC):
-    """A backend's code; what it declares about itself is its spec (`backends.base`)."""
+    """A backend's code; what it declares about itself is its `BackendSpec` (below)."""
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -176,12 +176,6 @@ class BackendSpec:
     requires: str | None = None  # the module it imports: checked (not imported) before a cell
     packages: tuple[str, ...] = ()  # distributions whose versions every result records
     style: tuple[str, str] = ("#7f7f7f", "*")  # the figures' colour and marker
-
-    def build_for(self, device: str, precision: str) -> Build | None:
-        """The build whose artifact a (device, precision) cell runs, if any."""
-        return next((b for b in self.builds
-                     if (b.backend, b.device, b.precision) == (self.name, device, precision)),
-                    None)
 
 
 def onnx_artifact(artifact: Path | None) -> Path:

@@ -140,7 +140,6 @@ def provider_reason(provider: str) -> str:
 
 
 class OnnxRuntimeBackend(Backend):
-
     def machine_reason(self, precision: str, device: str) -> str:
         if device == "cuda":
             return super().machine_reason(precision, device) or provider_reason(
@@ -175,7 +174,6 @@ def head_graph(path: Path, threads: int, providers: list) -> Callable[[np.ndarra
 class OnnxRuntimeTensorRtBackend(Backend):
     """ORT's TensorRT EP on the fp32 model; fp16 by the EP's own flag."""
 
-
     def machine_reason(self, precision: str, device: str) -> str:
         return super().machine_reason(precision, device) or provider_reason(
             "TensorrtExecutionProvider")
@@ -183,14 +181,13 @@ class OnnxRuntimeTensorRtBackend(Backend):
     def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
               device: str, threads: int) -> Runner:
         assert artifact is not None
-        path = artifact
+        # One cache per precision: fp32 and fp16 engines of one model never mix.
+        cache = artifact.with_suffix(f".ort-trt-{precision}-cache")
         options = {"device_id": 0, "trt_fp16_enable": precision == "fp16",
-                   "trt_engine_cache_enable": True,
-                   # One cache per precision: fp32 and fp16 engines of one model never mix.
-                   "trt_engine_cache_path": str(path.with_suffix(f".ort-trt-{precision}-cache"))}
-        return OrtDeviceRunner(path, threads, [("TensorrtExecutionProvider", options),
-                                               ("CUDAExecutionProvider", {"device_id": 0}),
-                                               "CPUExecutionProvider"])
+                   "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
+        return OrtDeviceRunner(artifact, threads, [("TensorrtExecutionProvider", options),
+                                                   ("CUDAExecutionProvider", {"device_id": 0}),
+                                                   "CPUExecutionProvider"])
 
 
 SPECS = (

@@ -80,7 +80,6 @@ class OpenVinoRunner(Runner):
 
 
 class OpenVinoBackend(Backend):
-
     def machine_reason(self, precision: str, device: str) -> str:
         import importlib.util
 

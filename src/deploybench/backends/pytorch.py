@@ -24,6 +24,9 @@ class TorchRunner(Runner):
                  ) -> None:
         import torch
 
+        # Kept here, not imported at the top: reading the backends' specs imports no torch;
+        # nor in the timed calls.
+        self.torch = torch
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
         if device.startswith("cuda"):
             # "fp32" means fp32: cuDNN would run convolutions in TF32 by default on Ampere and
@@ -36,21 +39,17 @@ class TorchRunner(Runner):
         self.call: Callable | None = None if prepare else self.network
 
     def to_device(self, inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        import torch
-
-        x = torch.as_tensor(inputs)
+        x = self.torch.as_tensor(inputs)
         if x.is_inference():
             # The tensor path's batch comes out of inference mode; a compiled graph guards on
             # that and would recompile for it. An out-of-place copy is an ordinary tensor.
-            with torch.inference_mode(False):
+            with self.torch.inference_mode(False):
                 x = x.clone()
         return x.to(self.device, self.dtype)
 
     def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:
-        import torch
-
         # no_grad, not inference_mode: tracing and torch.compile do not accept inference tensors.
-        with torch.no_grad():
+        with self.torch.no_grad():
             if self.call is None:
                 # Traced or compiled for the static input shape, as the ONNX export is, in the
                 # first call: measure times that call apart from the latency samples.
@@ -60,16 +59,13 @@ class TorchRunner(Runner):
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
+            self.torch.cuda.synchronize()
 
     def to_host(self, outputs: list[torch.Tensor]) -> list[np.ndarray]:
         return [o.float().cpu().numpy() for o in outputs]
 
 
 class PyTorchBackend(Backend):
-
     def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
               device: str, threads: int) -> Runner:
         assert adapter is not None

@@ -51,11 +51,13 @@ def spec(name: str) -> BackendSpec:
     return known[name]
 
 
+@functools.cache
 def builds() -> dict[Key, Build]:
     """(backend, device, precision) -> build, over every backend (intermediates included)."""
     return {b.key: b for s in specs().values() for b in s.builds}
 
 
+@functools.cache
 def by_artifact() -> dict[str, Build]:
     """artifact file name -> build (the build rule's wildcard)."""
     return {b.artifact: b for b in builds().values()}

@@ -80,7 +80,6 @@ class TensorRtRunner(Runner):
 
 
 class TensorRtBackend(Backend):
-
     def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
               device: str, threads: int) -> Runner:
         assert artifact is not None

@@ -35,7 +35,6 @@ def compile_inductor(network: torch.nn.Module, example: torch.Tensor) -> Callabl
 
 
 class TorchCompileBackend(Backend):
-
     def machine_reason(self, precision: str, device: str) -> str:
         if device == "cpu" and not (shutil.which("g++") or shutil.which("c++")):
             return "inductor needs a C++ compiler on the CPU; install g++"

@@ -22,7 +22,6 @@ def trace(network: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptMo
 
 
 class TorchScriptBackend(Backend):
-
     def _load(self, adapter: ModelAdapter | None, artifact: Path | None, precision: str,
               device: str, threads: int) -> Runner:
         assert adapter is not None
