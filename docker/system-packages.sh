@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# System packages of the image, installed only when the base lacks them: a base that already
+# System packages of an image, installed only when the base lacks them: a base that already
 # has them (the locally bootstrapped one the tests use) needs no package mirror.
+#   runtime: what every image needs (opencv-python, mmcv's dependency, loads libGL and glib);
+#   compiler: the gpu image's build stage, which compiles mmcv's ops (nvcc is a pip wheel).
 set -euo pipefail
-target=$1
-# opencv-python (mmcv's dependency) loads libGL and glib; the gpu target compiles mmcv.
-packages=(libgl1 libglib2.0-0 ca-certificates)
-[ "$target" = gpu ] && packages+=(build-essential git ninja-build)
+case $1 in
+  runtime) packages=(libgl1 libglib2.0-0 ca-certificates) ;;
+  compiler) packages=(g++ make) ;;
+  *) echo "usage: system-packages.sh runtime|compiler" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,8 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   rm -rf /var/lib/apt/lists/*
 fi
-# Python copied into /usr/local (gpu target) needs its shared library on the loader's path.
-ldconfig
 command -v python3.11 > /dev/null || { echo "error: the base has no python3.11" >&2; exit 1; }
 python3.11 -c 'import venv, ensurepip' || {
   echo "error: python3.11 in the base lacks venv/ensurepip (Debian: install python3-venv)" >&2

@@ -8,15 +8,27 @@
 #   CONFIG       pipeline config file in this repository (default config.yaml)
 #   MODELS       comma-separated model keys (default: every model of the config)
 #   TARGET       image target (default gpu); DOCKER_BASE replaces its pinned base (tests)
+#   REQUIRE_GPU  true (default): a GPU that cannot be reached fails the run (config
+#                require_gpu); false only where no GPU exists (the workflow's rehearsal)
 #   CORES        Snakemake cores (default: the profile's, all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PROFILE:?set PROFILE to the hardware profile}" "${RUN_ID:?set RUN_ID to the run key}"
 config=${CONFIG:-config.yaml} target=${TARGET:-gpu} models=${MODELS:-}
+require_gpu=${REQUIRE_GPU:-true}
 # Inputs come from a person's workflow_dispatch: only plain names reach Snakemake's --config.
-for value in "$PROFILE" "$RUN_ID" "$target" "${DOCKER_BASE:-x}"; do
-  [[ $value =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || { echo "error: bad value '$value'" >&2; exit 2; }
+# PROFILE and RUN_ID also name folders this script empties: no '/', no '..'.
+for value in "$PROFILE" "$RUN_ID"; do
+  [[ $value =~ ^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$ ]] || {
+    echo "error: bad name '$value': letters, digits, '_', '-' and single inner dots only" >&2
+    exit 2; }
 done
+for value in "$target" "${DOCKER_BASE:-x}"; do
+  [[ $value =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ && $value != *..* ]] || {
+    echo "error: bad value '$value'" >&2; exit 2; }
+done
+[[ $require_gpu == true || $require_gpu == false ]] || {
+  echo "error: REQUIRE_GPU must be true or false" >&2; exit 2; }
 [[ $models =~ ^[A-Za-z0-9_.,-]*$ ]] || { echo "error: MODELS must be comma-separated model keys" >&2; exit 2; }
 [[ $config != /* && $config != *..* && -f $config ]] || {
   echo "error: CONFIG '$config' is not a config file in this repository" >&2; exit 2; }
@@ -30,7 +42,8 @@ if [ -n "${DOCKER_BASE:-}" ]; then
   docker="{target: $target, base: '$DOCKER_BASE'}"
 fi
 deploybench image build "${image_args[@]}"
-overrides=(profile="$PROFILE" run="$RUN_ID" runtime=docker docker="$docker")
+overrides=(profile="$PROFILE" run="$RUN_ID" runtime=docker docker="$docker"
+           require_gpu="$require_gpu")
 [ -n "$models" ] && overrides+=(matrix="{models: [${models//,/, }]}")
 snakemake --profile profiles/gpu-runner ${CORES:+--cores "$CORES"} --configfile "$config" \
   --config "${overrides[@]}" || status=$?

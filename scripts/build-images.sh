@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The images workflow's step (.github/workflows/images.yml): build the pinned image of TARGET
-# (default gpu) unless its content-hash name exists, and record name, id and repo digests in
+# (default gpu; CUDA_ARCH: its TORCH_CUDA_ARCH_LIST) unless its content-hash name exists, and record name, id and repo digests in
 # artifacts/images.json (and the job summary on GitHub). DOCKER_BASE replaces the pinned base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ bash envs/setup-host.sh
 export PATH="$PWD/.venv-host/bin:$PATH"
 args=(--target "$target")
 [ -n "${DOCKER_BASE:-}" ] && args+=(--base "$DOCKER_BASE")
+[ -n "${CUDA_ARCH:-}" ] && args+=(--cuda-arch "$CUDA_ARCH")
 deploybench image build "${args[@]}"
 name=$(deploybench image name "${args[@]}")
 mkdir -p artifacts

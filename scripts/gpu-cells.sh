@@ -11,8 +11,8 @@ nvidia-smi -L || { echo "error: no NVIDIA GPU visible (nvidia-smi failed)" >&2; 
 bash envs/setup.sh
 if [ "${SKIP_GPU_INSTALL:-0}" != 1 ]; then
   .venv/bin/python -m pip uninstall -q -y onnxruntime || true
-  .venv/bin/python -m pip install -q -c envs/constraints.txt -c envs/constraints-gpu.txt \
-    -r envs/requirements-gpu.txt
+  .venv/bin/python -m pip install -q -c envs/constraints.txt -r envs/requirements-gpu.txt \
+    -r envs/tensorrt.txt --extra-index-url https://pypi.nvidia.com
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 python -c "import torch; assert torch.cuda.is_available(), 'PyTorch sees no CUDA device'"

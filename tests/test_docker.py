@@ -155,3 +155,76 @@ def test_exit_code_and_output_pass_through(cpu_image: tuple[str, str], tmp_path:
     assert code == 3 and out.splitlines()[0] == str(os.getuid())
     assert (tmp_path / "results" / "ok").is_file() and not (tmp_path / "forbidden").exists()
     assert "Read-only file system" in out + err
+
+
+def test_a_run_that_requires_a_gpu_fails_when_the_engine_cannot_give_one(
+        cpu_image: tuple[str, str], tmp_path: Path) -> None:
+    """The GPU runner's profile (require_gpu): the step fails, naming the fix; nothing runs
+    without the GPU and no container is left."""
+    client = docker_client()
+    before = {c.id for c in client.containers.list(all=True)}
+    with pytest.raises(UserError, match=r"deploybench measure: this run requires a GPU "
+                                        r"\(config require_gpu\).*NVIDIA Container Toolkit"):
+        run_step(["deploybench", "measure", "--device", "cuda"],
+                 ImageSpec("cpu", cpu_image[1]), workdir=tmp_path, require_gpu=True)
+    assert {c.id for c in client.containers.list(all=True)} == before
+
+
+def test_cancelled_step_removes_its_container(cpu_image: tuple[str, str],
+                                              tmp_path: Path) -> None:
+    """SIGTERM to `deploybench container` (a cancelled job) stops and removes the container,
+    which belongs to dockerd and would otherwise run on, holding the GPU."""
+    import signal
+    import time
+
+    from deploybench.container.run import LABEL_STEP
+
+    client = docker_client()
+    step = subprocess.Popen([DEPLOYBENCH, "container", "--target", "cpu", "--base", cpu_image[1],
+                             "--", "sleep", "300"], cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not client.containers.list(filters={"label": LABEL_STEP}):
+        assert time.monotonic() < deadline and step.poll() is None, step.stderr
+        time.sleep(0.2)
+    step.send_signal(signal.SIGTERM)
+    assert step.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "SIGTERM: removing container" in step.stderr.read()
+    assert not client.containers.list(all=True, filters={"label": LABEL_STEP})
+
+
+def test_tensorrt_int8_source_is_quantized_in_a_gpu_less_container(
+        cpu_image: tuple[str, str], tmp_path: Path) -> None:
+    """TensorRT int8's QDQ model is built by a `--device cpu` job, whose container gets no GPU:
+    the DAG's own job makes a real symmetric-int8 QDQ model there (only the engine needs one)."""
+    import json
+
+    import onnx
+    import yaml
+
+    from .conftest import DEFAULT_CONFIG
+    from .test_pipeline import snakemake
+
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "fixtures", work / "fixtures",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(profile="docker-qdq", runtime="docker",
+                  docker={"target": "cpu", "base": cpu_image[1]})
+    config["datasets"]["shapes"].update(num_train=2, num_val=6)
+    config["build"]["calibration_images"] = 2
+    config["matrix"].update(models=["rtmdet_tiny_shapes"], backends=["tensorrt"],
+                            devices=["cuda"], precisions=["int8"])
+    assert "rtmdet_tiny_shapes" in DEFAULT_CONFIG["models"]
+    built = Path("results/docker-qdq/local/build/rtmdet_tiny_shapes/160x160")
+    run = snakemake(work, config, str(built / "tensorrt-int8-qdq.onnx.json"))
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads((work / built / "tensorrt-int8-qdq.onnx.json").read_text())
+    assert result["status"] == "ok", result.get("reason")
+    assert result["provenance"]["runtime"]["image"].startswith("deploybench-cpu:")
+    model = onnx.load(work / built / "tensorrt-int8-qdq.onnx")
+    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(quantize) > 10
+    zero_points = {i.name: i for i in model.graph.initializer}
+    types = {zero_points[n.input[2]].data_type for n in quantize if len(n.input) > 2}
+    assert types == {onnx.TensorProto.INT8}  # symmetric int8 throughout: what TensorRT takes

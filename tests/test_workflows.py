@@ -3,8 +3,9 @@
 The rehearsal reads benchmark.yml and runs its jobs' steps in order: each `run:` step as the
 workflow would (its `env:` with the expressions filled in), each action emulated by what it
 does (checkout: a fresh clone; artifacts: a folder; create-pull-request: the change set and
-the body it would commit). It runs on a reduced config, with two overrides that only a GPU
-runner could drop: the cpu image instead of the gpu one, on a base made locally.
+the body it would commit). It runs on a reduced config, with three overrides that only a GPU
+runner could drop: the cpu image instead of the gpu one, on a base made locally, and no GPU
+required (`test_docker.py` shows that, required, its absence fails the run).
 """
 
 from __future__ import annotations
@@ -64,6 +65,26 @@ def test_benchmark_never_runs_pull_request_code() -> None:
             assert not uses or re.search(r"@[0-9a-f]{40}$", uses), f"{uses} not pinned by SHA"
             if uses.startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False
+
+
+def test_gpu_runner_workflows_never_drop_each_others_runs() -> None:
+    """GitHub keeps one pending run per concurrency group and cancels the older pending one:
+    the benchmark has no group (the runner serialises its jobs), the images workflow one of
+    its own. Only the default branch's code reaches the persistent runner."""
+    default_branch = "github.ref == format('refs/heads/{0}', " \
+                     "github.event.repository.default_branch)"
+    benchmark, images = load_workflow("benchmark.yml"), load_workflow("images.yml")
+    assert "concurrency" not in benchmark
+    assert not any("concurrency" in job for job in benchmark["jobs"].values())
+    group = images["concurrency"]["group"]
+    assert group.startswith("images-") and "gpu-runner" not in group
+    for workflow in (benchmark, images):
+        for name, job in workflow["jobs"].items():
+            if "self-hosted" in job["runs-on"]:
+                assert job["if"] == default_branch, name
+    assert "needs.measure.result != 'skipped'" in benchmark["jobs"]["publish"]["if"]
+    steps = [s.get("run", "") for s in images["jobs"]["build"]["steps"]]
+    assert "scripts/gpu-image-check.sh" in steps  # the image is checked with its GPU
 
 
 def evaluate(expr: str, context: dict[str, Any]) -> Any:
@@ -168,7 +189,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, cpu_image: tuple[str, st
     context = {"github": {"run_id": "4242", "run_attempt": "1"},
                "inputs": {"config": "rehearsal.yaml", "models": MODEL,
                           "profiles": json.dumps([PROFILE])}}
-    overrides = {"TARGET": "cpu", "DOCKER_BASE": base,
+    overrides = {"TARGET": "cpu", "DOCKER_BASE": base, "REQUIRE_GPU": "false",
                  "DEPLOYBENCH_WHEELHOUSE": str(REPO / ".cache" / "wheelhouse")}
     measure = workflow["jobs"]["measure"]
     matrix = re.fullmatch(r"\$\{\{(.*)\}\}", measure["strategy"]["matrix"]["profile"])

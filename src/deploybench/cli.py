@@ -17,6 +17,7 @@ idle.apply_env()
 
 from deploybench import forkserver, watchdog  # noqa: E402
 from deploybench.errors import CellSkipped, UserError  # noqa: E402
+from deploybench.gpu_device import pin_gpu_environment  # noqa: E402
 from deploybench.provenance import usable_cores  # noqa: E402
 from deploybench.settings import default  # noqa: E402
 
@@ -137,13 +138,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     options = BuildOptions.of(section("build", args.settings),
                               Path(args.timing_cache) if args.timing_cache else None,
-                              args.max_batch)
+                              tuple(args.batches))
 
     def body():
         # an unknown build is refused by build_artifact, naming the builds there are
         known = builds().get((args.backend, args.device, args.precision))
         companions = known.companions if known else ()
-        reason = skip_reason(args.backend, args.precision, args.device)
+        reason = skip_reason(args.backend, args.precision, args.device, job=True)
         if reason:
             placeholder(Path(args.artifact), companions=companions)
             return "skipped", reason, {}
@@ -346,7 +347,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _image_spec(args: argparse.Namespace):
     from deploybench.container.image import ImageSpec
 
-    return ImageSpec(args.target, args.base or None)
+    return ImageSpec(args.target, args.base or None, args.cuda_arch or None)
 
 
 def _cmd_container(args: argparse.Namespace) -> int:
@@ -357,7 +358,7 @@ def _cmd_container(args: argparse.Namespace) -> int:
         # A download is not what the image pins: it runs on the host, which has the network,
         # the shared download cache and the (read-only in containers) lock file.
         return main(command[1:])
-    return run_step(command, _image_spec(args), args.memory)
+    return run_step(command, _image_spec(args), args.memory, require_gpu=args.require_gpu)
 
 
 def _cmd_image(args: argparse.Namespace) -> int:
@@ -373,7 +374,8 @@ def _cmd_image(args: argparse.Namespace) -> int:
             print(line)
         print(f"{len(removed)} removed; this checkout's image {spec.name()} is kept")
         return 0
-    name, image_id, built = build_image(spec, Path(args.wheelhouse) if args.wheelhouse else None)
+    name, image_id, built = build_image(spec, Path(args.wheelhouse) if args.wheelhouse else None,
+                                        require_tensorrt=args.tensorrt)
     print(f"{'built' if built else 'up to date, not rebuilt:'} {name} {image_id}")
     return 0
 
@@ -462,6 +464,9 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
 def _image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--base", help="replace the pinned base image (config docker.base)")
+    p.add_argument("--cuda-arch", help="gpu: the GPU architectures mmcv's CUDA ops are "
+                                       "compiled for, TORCH_CUDA_ARCH_LIST (config "
+                                       "docker.cuda_arch; default the Dockerfile's, 9.0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -518,8 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(results/<profile>/<run>/settings/build.json); default: the schema's "
                         "defaults (workflow/schemas/config.schema.yaml)")
     p.add_argument("--timing-cache", help="TensorRT timing cache file, read and updated")
-    p.add_argument("--max-batch", type=int, default=1,
-                   help="largest batch of a TensorRT profile (dynamic-batch exports)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1],
+                   help="the batches the model is measured at: a dynamic-batch TensorRT "
+                        "engine gets an optimisation profile tuned for each")
     p.set_defaults(func=_cmd_build)
 
     p = steps.add_parser("measure", help="time a group of cells side by side, interleaved "
@@ -620,6 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = steps.add_parser("container", help="run one step in its pinned image (runtime: docker)")
     _image_args(p)
     p.add_argument("--memory", help="the container's memory limit (Docker's form, e.g. 8g)")
+    p.add_argument("--require-gpu", action="store_true",
+                   help="fail a cuda step the engine cannot give a GPU (config require_gpu), "
+                        "instead of running it without one (its cells then skip)")
     p.add_argument("command", nargs=argparse.REMAINDER,
                    help="-- then the step's command, e.g. -- deploybench measure ...")
     p.set_defaults(func=_cmd_container)
@@ -631,8 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("build", help="build the image unless it exists (never rebuilt "
                                      "unchanged)")
     _image_args(i)
-    i.add_argument("--wheelhouse", help="where the cpu image's wheels are gathered "
-                                        "(default .cache/wheelhouse)")
+    i.add_argument("--wheelhouse", help="where the image's wheels are gathered (default "
+                                        ".cache/wheelhouse, .cache/wheelhouse-gpu)")
+    i.add_argument("--no-tensorrt", dest="tensorrt", action="store_false",
+                   help="gpu: build without TensorRT where NVIDIA's index is unreachable "
+                        "(by default its absence fails the build)")
     i = sub.add_parser("prune", help="remove this target's images other than this checkout's "
                                      "(those of older definitions)")
     _image_args(i)
@@ -673,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    pin_gpu_environment()
     served = forkserver.run_in_server(argv)
     if served is not None:
         return served

@@ -29,11 +29,16 @@ def packages() -> tuple[str, ...]:
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
+    providers = metadata.packages_distributions()
     for name in packages():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+            # An import name that a differently named distribution provides (tensorrt from
+            # tensorrt-cu13-bindings): its version, with that distribution's name.
+            dists = providers.get(name.replace("-", "_"), [])
+            versions[name] = (f"{metadata.version(dists[0])} ({dists[0]})" if dists
+                              else "not installed")
     return versions
 
 
@@ -91,8 +96,10 @@ def gpu_name() -> str:
     try:
         import pynvml
 
+        from deploybench.gpu_device import nvml_handle
+
         pynvml.nvmlInit()
-        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        name = pynvml.nvmlDeviceGetName(nvml_handle(pynvml))  # this process's cuda:0
     except Exception:  # noqa: BLE001 - no NVML, no driver, no device: no GPU to name
         # Without the NVIDIA driver there is no CUDA device: no need to import torch to know.
         return _torch_gpu_name() if Path("/proc/driver/nvidia").exists() else ""

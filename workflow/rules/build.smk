@@ -19,9 +19,9 @@ rule build:
         model=lambda w: model_args(PLAN, w.model, w.shape),
         build=lambda w: build_command(plan(w), *build_of(w).key),
         machine=lambda w: machine_state(*build_of(w).key),
-        max_batch=lambda w: PLAN.max_batch(w.model),
+        batches=lambda w: " ".join(map(str, PLAN.batches(w.model))),
     shell:
-        "{params.build} {params.model} --max-batch {params.max_batch}"
+        "{params.build} {params.model} --batches {params.batches}"
         " --settings {input.settings:q}"
         " --onnx {input.source:q} --artifact {output.model:q}"
         " --out {output.result:q} > {log:q} 2>&1"

@@ -13,12 +13,15 @@ from snakemake.exceptions import WorkflowError
 
 from deploybench import unavailable
 from deploybench.backends import runs_file
+from deploybench.backends.base import REQUIRE_GPU_ENV
 from deploybench.backends.registry import by_artifact
 from deploybench.commands import container_prefix, group_cell_args, model_args
 from deploybench.config import NAME_PATTERN, read_yaml, validate
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
 from deploybench.forkserver import start_for_jobs, stop
+from deploybench.gpu_device import pin_gpu_environment
+from deploybench.gpu_required import check_gpu_reachable
 from deploybench.invocation import dry_run, submits_jobs
 from deploybench.job_resources import node_requests, node_type_reason, step_resources
 from deploybench.metric_bootstrap import per_image_path
@@ -26,6 +29,9 @@ from deploybench.plan import profile_plans, wildcard_plan
 from deploybench.results import Cell
 from deploybench.settings import write_section
 from deploybench.watchdog import clear_stale_locks, export_for_jobs
+
+# Before any job, or the fork server they start from, loads CUDA (gpu_device.py).
+pin_gpu_environment()
 
 # Snakemake's own message for a YAML error names no line: read the file here first.
 try:
@@ -58,6 +64,12 @@ try:
         ],
     )
     NODES = node_requests(config, list(PLANS), remote=ON_CLUSTER)
+    if config["require_gpu"] and not DRY_RUN and not workflow.remote_exec:
+        # A GPU run without a reachable GPU fails here, before any job (on a cluster its jobs
+        # check on their nodes).
+        if not ON_CLUSTER:
+            print(f"require_gpu: {check_gpu_reachable(config)}", file=sys.stderr)
+        os.environ[REQUIRE_GPU_ENV] = "1"
     export_settings(config["fetch"])
     verify_fetched(
         PLAN.fetched_checkpoints(), Path("resources/checkpoints/.verified.json")

@@ -35,14 +35,18 @@ def get_backend(name: str) -> Backend:
     return found.backend(found)
 
 
-def skip_reason(backend: str, precision: str, device: str) -> str:
+def skip_reason(backend: str, precision: str, device: str, job: bool = False) -> str:
     """Empty when this machine can run the cell, else why not. An intermediate build (one no
-    cell runs, as TensorRT's int8 QDQ source) is made only where the cell it is for can run."""
+    cell runs, as TensorRT's int8 QDQ source) is planned only where the cell it is for can
+    run; its own job (`job`) makes it whatever the machine it runs on has: that may be a
+    GPU-less container of a GPU host, and quantizing a graph needs no GPU."""
     from deploybench.backends.registry import builds
 
     build = builds().get((backend, device, precision))
-    if build is not None and build.for_cell:
+    if build is not None and build.for_cell and not job:
         made_for, on, at = build.for_cell
         return skip_reason(made_for, at, on)
+    if build is not None and build.for_cell:
+        return ""
     ok, reason = get_backend(backend).available(precision, device)
     return "" if ok else reason

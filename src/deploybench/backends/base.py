@@ -66,10 +66,26 @@ class Runner(ABC):
 
 # Set by `deploybench container` when the Docker engine could not give the step a GPU.
 NO_GPU_ENV = "DEPLOYBENCH_NO_GPU"
+# Set where the run requires a GPU (config `require_gpu`): a missing one fails, not skips.
+REQUIRE_GPU_ENV = "DEPLOYBENCH_REQUIRE_GPU"
 
 
 def cuda_device_reason() -> str:
-    """Empty when PyTorch sees a CUDA device, else why not."""
+    """Empty when PyTorch sees a CUDA device, else why not; where the run requires a GPU, its
+    absence is an error that fails the step, not a reason to skip a cell."""
+    import os
+
+    reason = _cuda_device_reason()
+    if reason and os.environ.get(REQUIRE_GPU_ENV) == "1":
+        from deploybench.errors import UserError
+
+        raise UserError(f"this run requires a GPU (config require_gpu, set by the GPU runner's "
+                        f"profile) and {reason}; fix the runner (docs/self-hosted-runner.md, "
+                        f"\"A failing GPU\") or run without require_gpu to skip its cells")
+    return reason
+
+
+def _cuda_device_reason() -> str:
     import os
 
     if os.environ.get(NO_GPU_ENV):

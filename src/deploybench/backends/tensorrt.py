@@ -18,6 +18,26 @@ if TYPE_CHECKING:  # not imported at run time: timing an ONNX model needs no mmd
     from deploybench.models.adapter import ModelAdapter
 
 
+def batch_profiles(batches: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(min, opt, max) batch of each optimisation profile of a dynamic-batch engine: one per
+    batch measured, tuned for it (TensorRT picks kernels for `opt`), the ranges covering every
+    batch from 1 to the largest (an evaluation's last, partial batch among them)."""
+    profiles, low = [], 1
+    for batch in sorted(set(batches)):
+        profiles.append((low, batch, batch))
+        low = batch + 1
+    return profiles
+
+
+def profile_for(profiles: list[tuple[int, int, int]], batch: int) -> int:
+    """The index of the profile a batch runs under: the one whose range holds it."""
+    for index, (low, _, high) in enumerate(profiles):
+        if low <= batch <= high:
+            return index
+    raise ValueError(f"batch {batch} is outside every profile of the engine ({profiles}); "
+                     "rebuild it for this batch")
+
+
 class TensorRtRunner(Runner):
     def __init__(self, engine_path: Path) -> None:
         import tensorrt as trt
@@ -43,9 +63,17 @@ class TensorRtRunner(Runner):
                 self.output_dtypes[name] = dtype.dtype
         self.shape: tuple[int, ...] | None = None
         self.outputs: list[tuple[str, Any]] = []
+        # A dynamic-batch engine's profiles, one tuned per batch measured (tensorrt_build).
+        self.profiles = [tuple(int(p[0]) for p in self.engine.get_tensor_profile_shape(
+            self.input_name, i)) for i in range(self.engine.num_optimization_profiles)]
 
     def _bind_outputs(self, shape: tuple[int, ...]) -> None:
-        """Output buffers for this input shape (a dynamic-batch engine resolves them here)."""
+        """Output buffers for this input shape (a dynamic-batch engine resolves them here,
+        under the profile tuned for its batch)."""
+        if len(self.profiles) > 1:
+            index = profile_for(self.profiles, shape[0])
+            if index != self.context.active_optimization_profile:
+                self.context.set_optimization_profile_async(index, self.stream.cuda_stream)
         self.context.set_input_shape(self.input_name, shape)
         self.outputs = []
         for name, dtype in self.output_dtypes.items():

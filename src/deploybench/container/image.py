@@ -20,33 +20,46 @@ from typing import Any
 from deploybench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[3]
-DOCKERFILE = "docker/Dockerfile"
-# What the Dockerfile copies from the checkout (the wheelhouse is derived from envs/).
-CONTEXT = ("docker/Dockerfile", "docker/system-packages.sh", "docker/install-stack.sh",
-           "envs", "pyproject.toml", "src", "workflow/schemas")
+# Each target's definition and what it copies from the checkout (the wheelhouse is derived
+# from envs/).
+DOCKERFILES = {"cpu": "docker/Dockerfile", "gpu": "docker/gpu.Dockerfile"}
+CONTEXTS = {
+    "cpu": ("docker/Dockerfile", "docker/system-packages.sh", "docker/install-stack.sh",
+            "envs", "pyproject.toml", "src", "workflow/schemas"),
+    "gpu": ("docker/gpu.Dockerfile", "docker/system-packages.sh", "docker/install-gpu-stack.sh",
+            "envs", "pyproject.toml", "src", "workflow/schemas"),
+}
 LABEL_HASH = "io.deploybench.context-sha256"
 # mmcv 2.1.0's own requirements: it is installed from a wheel built on the host, and the
 # wheelhouse must hold what it needs.
 MMCV_REQUIREMENTS = ("addict", "mmengine", "numpy", "packaging", "Pillow", "pyyaml", "yapf",
                      "opencv-python")
+# The gpu image's wheels come from these, each hash-pinned (envs/lock-gpu-image.sh).
+GPU_LOCKS = ("gpu-image.lock", "gpu-build.lock")
+TENSORRT_INDEX = "https://pypi.nvidia.com"
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     target: str
     base: str | None = None  # None: the Dockerfile's pinned base
+    cuda_arch: str | None = None  # gpu: TORCH_CUDA_ARCH_LIST; None: the Dockerfile's
+
+    @property
+    def dockerfile(self) -> str:
+        return DOCKERFILES[self.target]
 
     def build_args(self) -> dict[str, str]:
         args = {"TARGET": self.target}
         if self.base:
-            args |= {"BASE": self.base, "PYTHON_IMAGE": self.base}
-        elif self.target == "gpu":
-            args["BASE"] = pinned_arg("GPU_BASE")
+            args["BASE"] = self.base
+        if self.cuda_arch:
+            args["TORCH_CUDA_ARCH_LIST"] = self.cuda_arch
         return args
 
     def context_hash(self, root: Path = REPO) -> str:
         digest = hashlib.sha256()
-        for path in _context_files(root):
+        for path in _context_files(root, CONTEXTS[self.target]):
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
         digest.update(repr(sorted(self.build_args().items())).encode())
         return digest.hexdigest()
@@ -55,9 +68,9 @@ class ImageSpec:
         return f"deploybench-{self.target}:{self.context_hash(root)[:16]}"
 
 
-def _context_files(root: Path) -> list[Path]:
+def _context_files(root: Path, context: tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
-    for entry in CONTEXT:
+    for entry in context:
         path = root / entry
         if path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".pyc")
@@ -68,12 +81,13 @@ def _context_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
-def pinned_arg(name: str, root: Path = REPO) -> str:
-    """A pinned default of the Dockerfile (its `ARG NAME=value` line)."""
-    for line in (root / DOCKERFILE).read_text().splitlines():
+def pinned_arg(name: str, target: str = "cpu", root: Path = REPO) -> str:
+    """A pinned default of a target's Dockerfile (its `ARG NAME=value` line)."""
+    dockerfile = DOCKERFILES[target]
+    for line in (root / dockerfile).read_text().splitlines():
         if line.startswith(f"ARG {name}="):
-            return line.removeprefix(f"ARG {name}=").strip()
-    raise UserError(f"{DOCKERFILE} pins no {name}")
+            return line.removeprefix(f"ARG {name}=").strip().strip('"')
+    raise UserError(f"{dockerfile} pins no {name}")
 
 
 class ImageMissing(UserError):
@@ -151,7 +165,46 @@ def fill_wheelhouse(wheelhouse: Path, python: str = sys.executable) -> None:
     stamp.write_text(want)
 
 
-def build_image(spec: ImageSpec, wheelhouse: Path | None = None) -> tuple[str, str, bool]:
+def fill_gpu_wheelhouse(wheelhouse: Path, python: str = sys.executable,
+                        tensorrt: bool = True) -> bool:
+    """Every wheel the gpu image installs, hash-checked against envs/gpu-*.lock, from the
+    package index alone (not this machine's CPU torch); TensorRT from NVIDIA's index where it
+    is reachable. Returns whether TensorRT's wheels are in the wheelhouse."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    envs = REPO / "envs"
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL")}
+    clean["PIP_CONFIG_FILE"] = os.devnull
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "download", "-q", "--no-deps",
+           "-d", str(wheelhouse)]
+    locks = [arg for lock in GPU_LOCKS for arg in ("-r", str(envs / lock))]
+    subprocess.run([*pip, "--require-hashes", *locks], check=True, env=clean)
+    if not tensorrt:
+        return False
+    # The bindings are on PyPI; the libraries only on NVIDIA's index.
+    done = subprocess.run([*pip, "--extra-index-url", TENSORRT_INDEX, "--only-binary", ":all:",
+                           "-r", str(envs / "tensorrt.txt")], env=clean, check=False,
+                          capture_output=True, text=True)
+    if done.returncode:
+        print(f"warning: TensorRT's wheels could not be fetched from {TENSORRT_INDEX} "
+              f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}); "
+              "the image will have no TensorRT", file=sys.stderr)
+        for stray in wheelhouse.glob("tensorrt_cu13*"):
+            stray.unlink()
+        return False
+    return True
+
+
+def _stage_wheels(source: Path, house: Path) -> None:
+    for wheel in [*source.glob("*.whl"), *source.glob("*.tar.gz")]:
+        if wheel.stat().st_dev == house.stat().st_dev:
+            (house / wheel.name).hardlink_to(wheel)
+        else:
+            shutil.copy2(wheel, house)
+
+
+def build_image(spec: ImageSpec, wheelhouse: Path | None = None,
+                require_tensorrt: bool = False) -> tuple[str, str, bool]:
     """(name, id, built): build the image unless one of its name (and pin) exists."""
     from deploybench.provenance import git_commit
 
@@ -163,27 +216,28 @@ def build_image(spec: ImageSpec, wheelhouse: Path | None = None) -> tuple[str, s
         pass
     expected = spec.context_hash()
     name = f"deploybench-{spec.target}:{expected[:16]}"
+    default = REPO / ".cache" / ("wheelhouse" if spec.target == "cpu" else "wheelhouse-gpu")
+    source = wheelhouse or Path(os.environ.get("DEPLOYBENCH_WHEELHOUSE", default))
+    if spec.target == "cpu":
+        fill_wheelhouse(source)
+    elif not fill_gpu_wheelhouse(source) and require_tensorrt:
+        raise UserError(f"the gpu image needs TensorRT and {TENSORRT_INDEX} was not reachable; "
+                        "build where it is, or pass --no-tensorrt for an image without it")
     house = REPO / "docker" / "wheelhouse"
     if house.exists():
         shutil.rmtree(house)
     house.mkdir()
     (house / ".keep").touch()
-    if spec.target == "cpu":
-        source = wheelhouse or Path(os.environ.get("DEPLOYBENCH_WHEELHOUSE",
-                                                   REPO / ".cache" / "wheelhouse"))
-        fill_wheelhouse(source)
-        for wheel in source.glob("*.whl"):
-            if wheel.stat().st_dev == house.stat().st_dev:
-                (house / wheel.name).hardlink_to(wheel)
-            else:
-                shutil.copy2(wheel, house)
+    _stage_wheels(source, house)
     args = spec.build_args() | {"GIT_COMMIT": git_commit(REPO),
                                 "CONTEXT_SHA256": expected}
     try:
-        for chunk in client.api.build(path=str(REPO), dockerfile=DOCKERFILE, tag=name,
-                                      buildargs=args, rm=True, forcerm=True, decode=True):
+        for chunk in client.api.build(path=str(REPO), dockerfile=spec.dockerfile, tag=name,
+                                      buildargs=args, rm=True, forcerm=True, decode=True,
+                                      timeout=6 * 3600):
             if "stream" in chunk:
                 sys.stdout.write(chunk["stream"])
+                sys.stdout.flush()
             if "error" in chunk:
                 raise UserError(f"building {name} failed: {chunk['error'].strip()}")
     finally:

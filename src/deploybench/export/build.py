@@ -24,12 +24,12 @@ class BuildOptions:
     calibration_method: str
     workspace_mib: int  # build.tensorrt_workspace_mib
     timing_cache: Path | None  # build.tensorrt_timing_cache, under the run's results
-    max_batch: int  # TensorRT profile of a dynamic-batch export
+    batches: tuple[int, ...]  # the batches measured: a dynamic-batch engine's profiles
     calibration_split: str
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | None = None, timing_cache: Path | None = None,
-           max_batch: int = 1, **overrides: Any) -> BuildOptions:
+           batches: tuple[int, ...] = (1,), **overrides: Any) -> BuildOptions:
         """From a `build` section (default: the schema's defaults) and any overrides."""
         from deploybench.settings import defaults
 
@@ -37,7 +37,7 @@ class BuildOptions:
         return cls(**{"calibration_images": build["calibration_images"],
                       "calibration_method": build["calibration_method"],
                       "workspace_mib": build["tensorrt_workspace_mib"],
-                      "timing_cache": timing_cache, "max_batch": max_batch,
+                      "timing_cache": timing_cache, "batches": tuple(sorted(batches)),
                       "calibration_split": build["calibration_split"], **overrides})
 
 
@@ -128,12 +128,13 @@ def onnxruntime_fp16(ctx: BuildContext) -> dict[str, Any]:
 
 
 def tensorrt_engine(ctx: BuildContext) -> dict[str, Any]:
-    """A serialized TensorRT engine, its profile up to the largest batch measured."""
+    """A serialized TensorRT engine; from a dynamic-batch export, one optimisation profile per
+    batch measured."""
     from deploybench.export.tensorrt_build import build_engine
 
     o = ctx.options
     return build_engine(ctx.source, ctx.out, ctx.build.precision, o.workspace_mib,
-                        o.timing_cache, o.max_batch)
+                        o.timing_cache, o.batches)
 
 
 def head_graphs(ctx: BuildContext,

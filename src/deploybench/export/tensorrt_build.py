@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from deploybench.atomic import atomic_path
+from deploybench.backends.tensorrt import batch_profiles
 from deploybench.errors import UserError
 
 
 def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
-                 timing_cache: Path | None, max_batch: int = 1) -> dict[str, Any]:
+                 timing_cache: Path | None, batches: tuple[int, ...] = (1,)) -> dict[str, Any]:
     import tensorrt as trt
 
     major = int(trt.__version__.split(".")[0])
@@ -35,10 +36,11 @@ def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
     tensor = network.get_input(0)
     shape = tuple(tensor.shape)
-    if shape[0] == -1:  # a dynamic-batch export: one profile from batch 1 to the largest
+    profiles = batch_profiles(batches) if shape[0] == -1 else []
+    for low, opt, high in profiles:  # a dynamic-batch export: a profile per batch measured
         profile = builder.create_optimization_profile()
         rest = shape[1:]
-        profile.set_shape(tensor.name, (1, *rest), (max_batch, *rest), (max_batch, *rest))
+        profile.set_shape(tensor.name, (low, *rest), (opt, *rest), (high, *rest))
         config.add_optimization_profile(profile)
     if precision == "fp32":
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default: an fp32 engine runs fp32
@@ -63,5 +65,5 @@ def build_engine(onnx_in: Path, out: Path, precision: str, workspace_mib: int,
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     return {"builder": f"tensorrt {trt.__version__}", "build_seconds": seconds,
             "precision_by": "strongly typed network" if strongly_typed else "builder flags",
-            "workspace_mib": workspace_mib, "max_batch": max_batch if shape[0] == -1 else None,
+            "workspace_mib": workspace_mib, "batch_profiles": profiles or None,
             "timing_cache": str(timing_cache) if timing_cache else None}

@@ -13,11 +13,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-# NVML throttle reasons that mean the clocks were held down by the machine, not by idleness or
-# an application clock setting (nvmlClocksEventReason* / nvmlClocksThrottleReason* bits).
-THROTTLE_BITS = {0x2: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal_slowdown",
-                 0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown",
-                 0x100: "display_clock_setting"}
+# NVML's clock event reasons that mean the machine held the clocks down (power, heat, a
+# hardware signal), not idleness or a clock setting; their bits are pynvml's own
+# (nvmlClocksEventReason*, nvmlClocksThrottleReason* before NVML 12.4).
+THROTTLE_REASONS = {"SwPowerCap": "sw_power_cap", "HwSlowdown": "hw_slowdown",
+                    "SwThermalSlowdown": "sw_thermal_slowdown",
+                    "HwThermalSlowdown": "hw_thermal_slowdown",
+                    "HwPowerBrakeSlowdown": "hw_power_brake_slowdown"}
+
+
+def throttle_bits(nvml: Any) -> dict[int, str]:
+    """bit -> name of each of THROTTLE_REASONS, from the pynvml module `nvml`."""
+    bits = {}
+    for reason, name in THROTTLE_REASONS.items():
+        value = getattr(nvml, f"nvmlClocksEventReason{reason}", None)
+        if value is None:
+            value = getattr(nvml, f"nvmlClocksThrottleReason{reason}")
+        bits[int(value)] = name
+    return bits
 
 
 def cpu_state() -> dict[str, Any]:
@@ -113,7 +126,7 @@ def peak_rss_mib() -> float:
 class GpuSampler:
     """Samples NVML every `interval` seconds in a thread while the timed window runs."""
 
-    def __init__(self, device_index: int = 0, interval: float = 0.1) -> None:
+    def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.samples: list[dict[str, Any]] = []
         self.static: dict[str, Any] = {}
@@ -122,9 +135,12 @@ class GpuSampler:
         try:
             import pynvml
 
+            from deploybench.gpu_device import nvml_handle
+
             pynvml.nvmlInit()
             self.nvml = pynvml
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
+            self.bits = throttle_bits(pynvml)
+            self.handle = nvml_handle(pynvml)  # this process's cuda:0, not NVML's GPU 0
             self.static = {"name": _text(pynvml.nvmlDeviceGetName(self.handle)),
                            "driver": _text(pynvml.nvmlSystemGetDriverVersion()),
                            "cuda_driver": pynvml.nvmlSystemGetCudaDriverVersion()}
@@ -165,7 +181,7 @@ class GpuSampler:
         reasons = 0
         for s in self.samples:
             reasons |= s["reasons"]
-        throttled = sorted(name for bit, name in THROTTLE_BITS.items() if reasons & bit)
+        throttled = sorted(name for bit, name in self.bits.items() if reasons & bit)
 
         def span(key: str) -> list[float]:
             values = [s[key] for s in self.samples]
@@ -174,7 +190,8 @@ class GpuSampler:
         return {**self.static, "samples": len(self.samples), "sm_mhz": span("sm_mhz"),
                 "mem_mhz": span("mem_mhz"), "temperature_c": span("temperature_c"),
                 "power_w": span("power_w"), "memory_used_mib_max": span("memory_used_mib")[1],
-                "throttle_reasons": throttled, "throttled": bool(throttled)}
+                "throttle_reasons": throttled, "throttled": bool(throttled),
+                "clocks_event_mask": reasons}
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build the gpu image and prove in it what can be proved without a GPU; with a GPU attached
+# (the images workflow on the runner), also run tests/test_gpu.py in it.
+#   - mmcv's compiled extension loads and holds CUDA kernels for the image's architectures;
+#   - ONNX Runtime's CUDA and TensorRT provider libraries resolve against the image's own
+#     libraries (the driver's libcuda.so.1 aside, which the NVIDIA Container Toolkit mounts);
+#   - tensorrt imports (where the image has it); one CUDA runtime; no compiler;
+#   - the provenance names the versions installed.
+# Environment: DOCKER_BASE replaces the pinned base (no registry here), CUDA_ARCH the
+# architectures, TENSORRT=0 builds without TensorRT where NVIDIA's index is unreachable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+deploybench=${DEPLOYBENCH:-deploybench}
+args=(--target gpu)
+[ -n "${DOCKER_BASE:-}" ] && args+=(--base "$DOCKER_BASE")
+[ -n "${CUDA_ARCH:-}" ] && args+=(--cuda-arch "$CUDA_ARCH")
+build_args=("${args[@]}")
+[ "${TENSORRT:-1}" = 0 ] && build_args+=(--no-tensorrt)
+# Named before the build: the name of the files the build reads.
+image=$("$deploybench" image name "${args[@]}")
+"$deploybench" image build "${build_args[@]}"
+echo "built in $((SECONDS - start)) s: $image"
+docker image inspect "$image" --format 'size: {{.Size}} bytes; labels: {{json .Config.Labels}}'
+
+in_image() { docker run --rm --network none "$@"; }
+in_image "$image" python - <<'PY'
+import glob
+import importlib.metadata as md
+import os
+import re
+import subprocess
+import sys
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+site = next(p for p in sys.path if p.endswith("site-packages"))
+# mmcv: the extension loads (no GPU needed) and carries device code for the asked arches.
+import mmcv
+from mmcv.ops import get_compiler_version, get_compiling_cuda_version
+
+ext = glob.glob(f"{site}/mmcv/_ext*.so")[0]
+cuda_version = get_compiling_cuda_version()
+check(cuda_version.startswith("13."), f"mmcv {mmcv.__version__} _ext compiled with CUDA "
+      f"{cuda_version}, {get_compiler_version()}")
+symbols = subprocess.run(["nm", "-D", "-C", "--defined-only", ext], capture_output=True,
+                         text=True).stdout
+launchers = sorted(set(re.findall(r"(\w+)CUDAKernelLauncher", symbols)))
+check(len(launchers) > 50, f"{len(launchers)} CUDA ops: {', '.join(launchers)}")
+fatbin = subprocess.run(["readelf", "-S", "-W", ext], capture_output=True, text=True).stdout
+check(".nv_fatbin" in fatbin, "_ext carries a CUDA fat binary (.nv_fatbin)")
+arches = sorted(set(re.findall(rb"sm_\d+", open(ext, "rb").read())))
+want = os.environ.get("CUDA_ARCH_LIST", "")
+print(f"     device code for {b', '.join(arches).decode()} (asked: {want})")
+
+# ONNX Runtime's providers: every library they need resolves, bar the driver (and TensorRT's
+# where the image has none).
+import onnxruntime
+
+capi = os.path.dirname(onnxruntime.__file__) + "/capi"
+has_trt = importlib.util.find_spec("tensorrt") is not None
+for provider in ("cuda", "tensorrt"):
+    lib = f"{capi}/libonnxruntime_providers_{provider}.so"
+    out = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    missing = sorted(set(re.findall(r"^\s*(\S+) => not found", out, re.M)))
+    allowed = {"libcuda.so.1"} | (set() if has_trt else {"libnvinfer.so.10",
+                                                          "libnvonnxparser.so.10"})
+    needed = re.findall(r"^\s*(lib(?:nvinfer|nvonnxparser|cudart|cublas|cudnn)\S*)", out, re.M)
+    check(not set(missing) - allowed, f"{provider} provider needs {', '.join(needed)}; "
+          f"not found: {', '.join(missing) or 'none'} (allowed: the driver's libcuda.so.1"
+          f"{'' if has_trt else ' and TensorRT, absent from this image'})")
+if has_trt:
+    import tensorrt
+
+    check(tensorrt.__version__.startswith("10."), f"tensorrt {tensorrt.__version__} imports")
+else:
+    print("skip tensorrt: not in this image (its wheels come from pypi.nvidia.com)")
+
+runtimes = [p for p in glob.glob(f"{site}/**/libcudart.so*", recursive=True)]
+check(len(runtimes) == 1, f"one CUDA runtime: {runtimes}")
+check(not any(os.access(os.path.join(d, c), os.X_OK) for d in os.environ["PATH"].split(":")
+              for c in ("nvcc", "gcc", "g++", "cc")), "no compiler on PATH")
+build_only = [d for d in ("nvidia-cuda-nvcc", "nvidia-cuda-crt", "nvidia-nvvm", "ninja")
+              if importlib.util.find_spec("ninja") and d == "ninja"
+              or any(x.metadata["Name"] == d for x in md.distributions())]
+check(not build_only, f"no build-only wheels: {build_only or 'none'}")
+
+import torch
+from deploybench.provenance import package_versions, packages
+
+versions = package_versions()
+print("     provenance:", ", ".join(f"{k} {versions.get(k)}" for k in packages()))
+check(versions.get("torch", "").startswith("2.13.0") and torch.version.cuda.startswith("13."),
+      f"torch {torch.__version__}, CUDA {torch.version.cuda}")
+check(versions.get("onnxruntime-gpu") == onnxruntime.__version__,
+      f"provenance names onnxruntime-gpu {onnxruntime.__version__}")
+check(versions.get("tensorrt", "not installed") != "not installed" or not has_trt,
+      f"provenance names tensorrt: {versions.get('tensorrt')}")
+sys.exit(1 if failures else 0)
+PY
+
+if docker run --rm --gpus all "$image" nvidia-smi -L 2> /dev/null; then
+  in_image --gpus all -v "$PWD:$PWD:ro" -w "$PWD" -e HOME=/tmp "$image" \
+    python -m pytest -p no:cacheprovider -q tests/test_gpu.py
+else
+  echo "skip tests/test_gpu.py in the image: no GPU can be given to a container here"
+fi
+echo "gpu image check passed in $((SECONDS - start)) s"
