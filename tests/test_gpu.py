@@ -1,7 +1,8 @@
 """The CUDA and TensorRT paths. They need an NVIDIA GPU (and onnxruntime-gpu, tensorrt), which
 the CPU-only CI does not have: there every test here is skipped with the reason, and the CPU
-tests cover the shared code (runner interface, builds, skip reasons). scripts/gpu-cells.sh runs
-these cells end to end through the pipeline on a GPU machine."""
+tests cover the shared code (runner interface, builds, skip reasons, test_gpu_path.py). The
+images workflow runs them in the gpu image on the runner (scripts/gpu-image-check.sh);
+scripts/gpu-cells.sh runs these cells end to end through the pipeline on a GPU machine."""
 
 from __future__ import annotations
 
@@ -72,6 +73,68 @@ def test_onnxruntime_cuda_keeps_outputs_on_the_device(gpu_detector, small_datase
     assert all(o.device_name().lower() == "cuda" for o in outputs)
     for a, b in zip(runner.to_host(outputs), _reference(x), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_onnxruntime_cuda_binding_is_made_once(gpu_detector, small_dataset: Path,
+                                              tmp_path: Path) -> None:
+    """The timed call reuses one binding and its output buffers, as TensorRT's runner does."""
+    backend = backend_or_skip("onnxruntime", "fp32")
+    x = _sample(gpu_detector, small_dataset)
+    export_onnx(gpu_detector, torch.from_numpy(x).cuda(), tmp_path / "d.onnx", 17)
+    runner = backend.load(gpu_detector, tmp_path / "d.onnx", "fp32", "cuda", 2)
+    device_input = runner.to_device(x)
+    first = runner.run(device_input)
+    assert runner.run(device_input) is first
+    assert runner.session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnxruntime_tensorrt_ep_runs_on_tensorrt(precision: str, gpu_detector,
+                                                  small_dataset: Path, tmp_path: Path) -> None:
+    """The session's first provider is TensorRT's (a provider that failed to load would have
+    failed the load: test_gpu_path.py), and its outputs match PyTorch's."""
+    backend = backend_or_skip("onnxruntime_trt", precision)
+    x = _sample(gpu_detector, small_dataset)
+    export_onnx(gpu_detector, torch.from_numpy(x).cuda(), tmp_path / "d.onnx", 17)
+    runner = backend.load(gpu_detector, tmp_path / "d.onnx", precision, "cuda", 2)
+    assert runner.session.get_providers()[0] == "TensorrtExecutionProvider"
+    tolerance = 1e-2 if precision == "fp32" else 1e-1
+    for a, b in zip(runner.infer(x), _reference(x), strict=True):
+        assert np.max(np.abs(a - b)) <= tolerance * max(1.0, float(np.max(np.abs(b))))
+
+
+def test_tensorrt_int8_engine_from_the_qdq_model(gpu_detector, small_dataset: Path,
+                                                 tmp_path: Path) -> None:
+    from deploybench.export.quantize import calibration_batches, quantize_int8
+    from deploybench.export.tensorrt_build import build_engine
+
+    backend = backend_or_skip("tensorrt", "int8")
+    x = _sample(gpu_detector, small_dataset)
+    export_onnx(gpu_detector, torch.from_numpy(x).cuda(), tmp_path / "d.onnx", 17)
+    batches = calibration_batches(gpu_detector, small_dataset, 4)
+    quantize_int8(tmp_path / "d.onnx", tmp_path / "q.onnx", batches, "minmax", activations="S8")
+    build_engine(tmp_path / "q.onnx", tmp_path / "e.engine", "int8", 1024, None)
+    runner = backend.load(gpu_detector, tmp_path / "e.engine", "int8", "cuda", 2)
+    for a, b in zip(runner.infer(x), _reference(x), strict=True):
+        assert np.isfinite(a).all() and a.shape == b.shape
+
+
+def test_dynamic_batch_engine_runs_each_batch_under_its_profile(
+        gpu_detector, small_dataset: Path, tmp_path: Path) -> None:
+    from deploybench.export.tensorrt_build import build_engine
+
+    backend = backend_or_skip("tensorrt", "fp32")
+    x = _sample(gpu_detector, small_dataset)
+    export_onnx(gpu_detector, torch.from_numpy(x).cuda(), tmp_path / "d.onnx", 17,
+                dynamic_batch=4)
+    info = build_engine(tmp_path / "d.onnx", tmp_path / "e.engine", "fp32", 1024, None, (1, 4))
+    assert info["batch_profiles"] == [(1, 1, 1), (2, 4, 4)]
+    runner = backend.load(gpu_detector, tmp_path / "e.engine", "fp32", "cuda", 2)
+    one = runner.infer(x)
+    four = runner.infer(np.concatenate([x] * 4))
+    assert runner.context.active_optimization_profile == 1
+    for a, b in zip(one, four, strict=True):
+        np.testing.assert_allclose(a[0], b[3], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

@@ -257,8 +257,8 @@ SPECS = (
         style=("#2ca02c", "^"),
         summary=("CPU EP through I/O binding, outputs written into buffers allocated once "
                  "(`session.run` allocates them on every call); int8 is the U8S8 QDQ model; CUDA EP"
-                 " (TF32 off) with I/O binding, input and outputs on the GPU; fp16 is the float16 "
-                 "model"),
+                 " (TF32 off) the same way, input and output buffers on the GPU; fp16 is the "
+                 "float16 model; a session that fell back to another provider fails the cell"),
         builds=(Build("onnxruntime", "cpu", "int8", "onnxruntime-int8.onnx",
                       "deploybench.export.build:onnxruntime_int8", calibrated=True),
                 Build("onnxruntime", "cuda", "fp16", "onnxruntime-fp16.onnx",
@@ -267,6 +267,7 @@ SPECS = (
         name="onnxruntime_trt", backend=OnnxRuntimeTensorRtBackend,
         support={"cuda": ("fp32", "fp16")}, runs="onnx", requires="onnxruntime",
         style=("#17becf", "v"),
-        summary=("ONNX Runtime's TensorRT EP (fp16 by its flag), an engine cache per precision "
-                 "beside the model")),
+        summary=("ONNX Runtime's TensorRT EP (fp16 by its flag; fp32 without TF32 by "
+                 "NVIDIA_TF32_OVERRIDE=0), an engine cache per precision beside the model; a "
+                 "session that fell back to the CUDA EP fails the cell")),
 )

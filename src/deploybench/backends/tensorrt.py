@@ -121,7 +121,8 @@ SPECS = (BackendSpec(
     summary=("serialized engine from the build step, `execute_async_v3` on torch-allocated device "
              "buffers, the copy to the device and the execution on one stream; up to TensorRT 10 "
              "precision by builder flags (TF32 cleared for fp32), from 11 a strongly typed network "
-             "from the fp16 / QDQ model"),
+             "from the fp16 / QDQ model; a dynamic-batch engine has a profile tuned for each "
+             "batch measured"),
     builds=(
         # Not a cell: the symmetric int8 QDQ model TensorRT int8 is built from (TensorRT takes
         # only symmetric int8; ONNX Runtime's own CPU int8 model has asymmetric uint8
