@@ -32,10 +32,11 @@ RUN /opt/venv/bin/pip install --no-deps --no-index --no-build-isolation -q -e /o
     && /opt/venv/bin/deploybench --help > /dev/null \
     && useradd --create-home --uid 1000 --shell /bin/bash deploybench
 
-# TensorRT's libraries are found by ONNX Runtime's TensorRT provider through the loader path
-# (the bindings load them by path, the provider by soname).
+# ONNX Runtime's CUDA and TensorRT providers open CUDA, cuDNN and TensorRT by soname: the
+# wheels' folders on the loader path find them whether or not torch or tensorrt was imported
+# first (torch and the bindings load their own by path).
 ENV PATH=/opt/venv/bin:$PATH \
-    LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/tensorrt_libs \
+    LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/nvidia/cu13/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib:/opt/venv/lib/python3.11/site-packages/tensorrt_libs \
     HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

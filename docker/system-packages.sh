@@ -6,7 +6,10 @@
 set -euo pipefail
 case $1 in
   runtime) packages=(libgl1 libglib2.0-0 ca-certificates) ;;
-  compiler) packages=(g++ make) ;;
+  # Python's headers too where the base has none (the pinned python image carries its own).
+  compiler) packages=(g++ make)
+    python3.11 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(
+      os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || packages+=(python3.11-dev) ;;
   *) echo "usage: system-packages.sh runtime|compiler" >&2; exit 2 ;;
 esac
 missing=()

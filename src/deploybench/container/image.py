@@ -102,7 +102,9 @@ def docker_client() -> Any:
         raise UserError("the Docker SDK is not installed: run `make setup` (envs/setup.sh)") \
             from None
     try:
-        client = docker.from_env()
+        # Removing a many-GB image on a busy engine (an image build beside it) can take minutes:
+        # docker-py's default of 60 s would fail a request that is merely slow.
+        client = docker.from_env(timeout=900)
         client.ping()
     except docker.errors.DockerException as err:
         text = str(err)
