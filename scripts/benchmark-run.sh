@@ -42,8 +42,9 @@ if [ -n "${DOCKER_BASE:-}" ]; then
   docker="{target: $target, base: '$DOCKER_BASE'}"
 fi
 deploybench image build "${image_args[@]}"
+# Snakemake's --config reads True and False, not true and false, as booleans.
 overrides=(profile="$PROFILE" run="$RUN_ID" runtime=docker docker="$docker"
-           require_gpu="$require_gpu")
+           require_gpu="$([ "$require_gpu" = true ] && echo True || echo False)")
 [ -n "$models" ] && overrides+=(matrix="{models: [${models//,/, }]}")
 snakemake --profile profiles/gpu-runner ${CORES:+--cores "$CORES"} --configfile "$config" \
   --config "${overrides[@]}" || status=$?
