@@ -228,3 +228,17 @@ def test_tensorrt_int8_source_is_quantized_in_a_gpu_less_container(
     zero_points = {i.name: i for i in model.graph.initializer}
     types = {zero_points[n.input[2]].data_type for n in quantize if len(n.input) > 2}
     assert types == {onnx.TensorProto.INT8}  # symmetric int8 throughout: what TensorRT takes
+
+
+def test_a_gpu_run_in_containers_stops_before_its_first_job(
+        cpu_image: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snakemake's preflight for `require_gpu` under `runtime: docker` (common.smk): one probe
+    container with the GPU, refused by this engine, and the run stops with the fix named."""
+    from deploybench.backends.base import REQUIRE_GPU_ENV
+    from deploybench.gpu_required import check_gpu_reachable
+
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "0")  # restored after the preflight sets it
+    config = {"runtime": "docker", "docker": {"target": "cpu", "base": cpu_image[1]}}
+    with pytest.raises(UserError, match=r"python -c: this run requires a GPU.*NVIDIA Container "
+                                        r"Toolkit"):
+        check_gpu_reachable(config)

@@ -116,3 +116,17 @@ def test_a_run_that_requires_a_gpu_fails_without_one(monkeypatch: pytest.MonkeyP
         check_gpu_reachable({"runtime": "local"})
     with pytest.raises(UserError, match="requires a GPU"):
         skip_reason("onnxruntime", "fp32", "cuda")  # every later check in this process too
+
+
+def test_snakemake_stops_before_any_job_when_the_required_gpu_is_missing(
+        tmp_path: Path) -> None:
+    """The GPU runner's profile on a machine whose GPU cannot be reached: the run fails at once,
+    red, naming the problem, and writes nothing (not a run of skipped cells)."""
+    from .test_pipeline import reduced_config, snakemake
+
+    config = reduced_config(["rtmdet_tiny_shapes"])
+    config["require_gpu"] = True
+    run = snakemake(tmp_path / "work", config)
+    assert run.returncode != 0
+    assert "this run requires a GPU (config require_gpu" in run.stderr + run.stdout
+    assert not (tmp_path / "work" / "results").exists()

@@ -10,14 +10,6 @@ from deploybench.plan import Plan
 from deploybench.results import shape_tag
 
 
-def container_image_spec(config: dict[str, Any]) -> Any:
-    """The ImageSpec of the steps' image under `runtime: docker`."""
-    from deploybench.container.image import ImageSpec
-
-    docker = config["docker"]
-    return ImageSpec(docker["target"], docker["base"], docker.get("cuda_arch"))
-
-
 def container_prefix(config: dict[str, Any]) -> str:
     """What `runtime: docker` puts before every step's command (shell-quoted)."""
     docker = config["docker"]

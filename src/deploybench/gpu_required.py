@@ -24,11 +24,11 @@ def check_gpu_reachable(config: dict[str, Any]) -> str:
     reached and what to fix. Sets REQUIRE_GPU_ENV for the local jobs this process starts."""
     os.environ[REQUIRE_GPU_ENV] = "1"
     if config["runtime"] == "docker":
-        from deploybench.commands import container_image_spec
+        from deploybench.container.image import ImageSpec
         from deploybench.container.run import run_step
 
         code = run_step(["python", "-c", PROBE, "--device", "cuda"],
-                        container_image_spec(config), require_gpu=True)
+                        ImageSpec.of_config(config), require_gpu=True)
         if code:
             raise UserError("this run requires a GPU (config require_gpu) and the step image "
                             "sees none (its probe printed the reason above); check the "

@@ -45,6 +45,12 @@ class ImageSpec:
     base: str | None = None  # None: the Dockerfile's pinned base
     cuda_arch: str | None = None  # gpu: TORCH_CUDA_ARCH_LIST; None: the Dockerfile's
 
+    @classmethod
+    def of_config(cls, config: dict[str, Any]) -> ImageSpec:
+        """The steps' image under `runtime: docker`: the config's `docker` section."""
+        docker = config["docker"]
+        return cls(docker["target"], docker["base"], docker.get("cuda_arch"))
+
     @property
     def dockerfile(self) -> str:
         return DOCKERFILES[self.target]
