@@ -239,8 +239,12 @@ def test_cells_this_machine_cannot_run_are_one_job(config: dict) -> None:
     # ... and so is the symmetric QDQ model TensorRT int8 is built from: made only where
     # TensorRT int8 runs.
     assert any(p.endswith("160x160/tensorrt-int8-qdq.onnx") for p in outputs)
+    # (PyTorch's CUDA fp32: the model's CUDA training cells, fp32 and amp)
     assert set(unavailable.reasons(plan)) == {"onnxruntime/cuda/fp32", "tensorrt/cuda/fp32",
-                                              "tensorrt/cuda/int8", "qdq/cpu/int8"}
+                                              "tensorrt/cuda/int8", "qdq/cpu/int8",
+                                              "pytorch/cuda/fp32"}
+    assert {p for p in outputs if "/train/" in p} == {
+        f"{plan.results_dir()}/train/rtmdet_tiny_shapes/cuda/{p}.json" for p in ("fp32", "amp")}
 
 
 def test_a_cluster_node_type_without_gpus_skips_the_same_cells(config: dict) -> None:

@@ -178,3 +178,22 @@ def test_a_step_forked_by_the_server_can_use_cuda() -> None:
     result = subprocess.run([sys.executable, "-c", FORKED_CUDA], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "amp"])
+def test_training_on_cuda_records_the_zoo_pages_memory(precision: str, small_dataset: Path,
+                                                       tmp_path: Path) -> None:
+    """Mem (GB) as the zoo pages define it (torch.cuda.max_memory_allocated), and AMP through
+    mmengine's AmpOptimWrapper."""
+    from .test_training import QUICK, _train
+
+    entry = model_entry("rtmdet_tiny_shapes")
+    code, record = _train(tmp_path, entry["config"], small_dataset, "--device", "cuda",
+                          "--precision", precision, "--checkpoint",
+                          str(checkpoint_path("rtmdet_tiny_shapes")), settings=QUICK)
+    assert code == 0, record["reason"]
+    train = record["train"]
+    assert train["memory"]["kind"] == "torch.cuda.max_memory_allocated"
+    assert train["memory"]["peak_mib"] > 1 and train["losses_finite"]
+    assert train["optim_wrapper"] == {"fp32": "OptimWrapper", "amp": "AmpOptimWrapper"}[precision]
+    assert train["compute_s"]["median"] > 0

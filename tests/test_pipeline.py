@@ -39,6 +39,7 @@ def reduced_config(models: list[str]) -> dict:
     config["build"]["calibration_images"] = 2
     config["measure"].update(warmup_iters=1, warmup_seconds=0.0, min_rounds=2, min_seconds=0.0,
                              max_seconds=2.0, slice_seconds=0.01, stage_images=2)
+    config["train"].update(warmup_iters=1, min_iters=3, min_seconds=0.0, max_seconds=0.001)
     return config
 
 
@@ -61,7 +62,8 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     run = snakemake(work, reduced_config(all_models), "--keep-going")
     assert run.returncode != 0, run.stderr[-3000:]
     md = (work / "reports" / "ci" / "benchmark.md").read_text()
-    csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
+    every = pd.read_csv(work / "reports" / "ci" / "results.csv")
+    csv = every[every.workload == "inference"]
     ran = csv[(csv.model != "bad_shape") & (csv.device == "cpu")]
     assert list(ran.status) == ["ok"] * 12, ran.reason.tolist()
     # The second batch: latency and images/s of the same graph, accuracy per image at batch 1.
@@ -113,7 +115,23 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     if not torch.cuda.is_available():  # GPU cells are reported, with why they did not run
         assert set(gpu.status) == {"skipped"} and gpu.reason.str.contains("no CUDA device").all()
         # ... all written by one job, not one job per cell
-        assert "wrote 18 skipped records" in (work / "logs" / "unavailable.log").read_text()
+        assert "wrote 24 skipped records" in (work / "logs" / "unavailable.log").read_text()
+    # Training: each model on the CPU (its input shape is inference's alone: bad_shape trains);
+    # CUDA's fp32 and amp skipped here with the reason.
+    train = every[every.workload == "train"]
+    cpu = train[train.device == "cpu"]
+    assert list(cpu.status) == ["ok"] * 3 and set(cpu.precision) == {"fp32"}
+    assert cpu.train_s_iter_median.gt(0).all() and cpu.train_mem_mib.gt(0).all()
+    assert cpu.train_compute_s_median.lt(cpu.train_s_iter_median + 1e-9).all()
+    assert cpu.train_losses_finite.all() and set(cpu.lr_schedule) == {"20 ep", "3k it"}
+    assert set(train[train.device == "cuda"].precision) == {"fp32", "amp"}
+    # The model-zoo table: both fps definitions from the PyTorch fp32 cell's stage timing.
+    zoo = md[md.index("## Model zoo: training and inference"):]
+    assert re.search(r"\| rtmdet_tiny_shapes +\| cpu +\| fp32 +\| 16 +\| 20 ep +\| [0-9.]+ "
+                     r"\(RSS\) +\| [0-9.]+ ±", zoo)
+    assert "### mmdetection's columns" in zoo and "### mmsegmentation's columns" in zoo
+    pytorch = good[(good.backend == "pytorch") & (good.resolution != "224x192")]
+    assert pytorch.inf_fps_forward_post.gt(pytorch.inf_fps_overall).all()
     bad = csv[(csv.model == "bad_shape") & (csv.precision == "fp32") & (csv.device == "cpu")]
     assert list(bad.status) == ["failed", "failed"]
     assert "produced input shape [1, 3, 160, 160]" in md
@@ -132,8 +150,9 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     md = re.sub(r" +", " ", (work / "reports" / "ci" / "benchmark.md").read_text())
     csv = pd.read_csv(work / "reports" / "ci" / "results.csv")
-    assert set(csv[csv.model != "bad_shape"].status) == {"ok", "skipped"}
-    assert set(csv[csv.model == "bad_shape"].status) == {"failed", "skipped"}
+    inference = csv[csv.workload == "inference"]
+    assert set(inference[inference.model != "bad_shape"].status) == {"ok", "skipped"}
+    assert set(inference[inference.model == "bad_shape"].status) == {"failed", "skipped"}
     assert "| rtmdet_tiny_shapes | detection | 1x3x160x160 |" in md
     published = csv[csv.status == "ok"].set_index(["model", "resolution", "backend", "precision"])
     # Snakemake's own HTML report holds the run's docs and figures, and opens in a browser.

@@ -69,8 +69,9 @@ def sacct(*fields: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines() if line]
 
 
-def results(work: Path, profile: str) -> pd.DataFrame:
-    return pd.read_csv(work / "reports" / profile / "results.csv")
+def results(work: Path, profile: str, workload: str = "inference") -> pd.DataFrame:
+    frame = pd.read_csv(work / "reports" / profile / "results.csv")
+    return frame[frame.workload == workload]
 
 
 def accuracy_rows(work: Path, profile: str) -> pd.DataFrame:
@@ -110,6 +111,11 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
         why = "has no GPU (cluster.slurm-cpu.gpus is 0" if profile == CPU_NODE else \
             "no CUDA device"
         assert cuda.reason.str.contains(why, regex=False).all(), cuda.reason
+        # Training as well: each model on the node type's CPU; CUDA's skipped with the reason.
+        train = results(cluster, profile, "train")
+        cpu, cuda = train[train.device == "cpu"], train[train.device == "cuda"]
+        assert len(cpu) == 2 and set(cpu.status) == {"ok"} and cpu.train_s_iter_median.gt(0).all()
+        assert set(cuda.status) == {"skipped"} and cuda.reason.str.contains(why, regex=False).all()
     index = (cluster / "reports" / "README.md").read_text()  # the machines side by side
     assert f"[{CPU_NODE}]({CPU_NODE}/README.md)" in index
     assert f"[{GPU_NODE}]({GPU_NODE}/README.md)" in index
@@ -123,7 +129,7 @@ def test_two_profiles_on_slurm_match_a_local_run(slurm_cluster: None, tmp_path: 
     rules = [re.match(r"rule_(\w+?)(?:_wildcards_|$)", comment).group(1)
              for _, _, comment, *_ in jobs]
     assert {"synthetic_dataset", "export_onnx", "reference_outputs", "measure_cpu",
-            "evaluate"} <= set(rules)
+            "evaluate", "train"} <= set(rules)
     assert not {"fetch_checkpoint", "unavailable_cells", "report", "publish"} & set(rules)
     assert {state for *_, state in jobs} == {"COMPLETED"}
     partitions = {CPU_NODE: "cpu", GPU_NODE: "gpu", None: "cpu"}  # shared: the first's

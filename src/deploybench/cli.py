@@ -243,6 +243,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_step("evaluate", cell, args.out, settings, [args.config], body, _used(args))
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from deploybench.results import Cell, run_step
+    from deploybench.settings import section
+    from deploybench.training.cell import train_cell
+    from deploybench.training.settings import TrainSettings
+
+    values = section("train", args.settings)
+    settings = TrainSettings.of(values)
+    threads = args.threads or values["threads"] or usable_cores()
+    # batch 0 in the cell's identity: the config's own train_dataloader.batch_size
+    cell = Cell(args.model, args.task, "pytorch", args.precision, args.batch_size or 0,
+                args.device, "")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    recorded = {"config": args.config, "checkpoint": args.checkpoint,
+                "checkpoint_sha256": args.checkpoint_sha256, "device": args.device,
+                "precision": args.precision, "batch_size": args.batch_size, "threads": threads,
+                "train_settings": values}
+
+    def body():
+        return train_cell(Path(args.config), Path(args.data), checkpoint,
+                          args.checkpoint_sha256, args.device, args.precision, args.batch_size,
+                          threads, settings)
+
+    return run_step("train", cell, args.out, recorded, [args.config], body,
+                    {"checkpoint": args.checkpoint})
+
+
 def _published(pairs: list[str]) -> dict[str, float]:
     published = {}
     for pair in pairs:
@@ -429,12 +456,16 @@ def _cmd_forkserver(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser, out: bool = True) -> None:
+def _model_args(p: argparse.ArgumentParser, out: bool = True, inference: bool = True) -> None:
+    """The arguments that name a model to a step; `inference`: also its network input shape
+    (training runs its train pipeline's own sizes, from the checkpoint or random init)."""
     p.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
     p.add_argument("--task", required=True,
                    choices=("detection", "instance_segmentation", "segmentation"))
     p.add_argument("--config", required=True, help="the model's mmdet/mmseg config file")
-    p.add_argument("--checkpoint", required=True, help="the fetched, verified checkpoint")
+    p.add_argument("--checkpoint", required=inference,
+                   help="the fetched, verified checkpoint" + ("" if inference else
+                                                              "; none: random init"))
     checksum = p.add_mutually_exclusive_group()
     checksum.add_argument("--checkpoint-sha256",
                           help="check the checkpoint against this sha256 where it is loaded")
@@ -443,11 +474,12 @@ def _model_args(p: argparse.ArgumentParser, out: bool = True) -> None:
                                "--checkpoint-url, the url it was fetched from)")
     p.add_argument("--checkpoint-url", help="the checkpoint's url: its key in the lock file")
     p.add_argument("--data", required=True, help="dataset root the model config reads")
-    p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"),
-                   help="the network input the cell runs at")
-    p.add_argument("--resize-pipeline", action="store_true",
-                   help="set the test pipeline's Resize and Pad to --input-shape (a shape "
-                        "other than the model's own)")
+    if inference:
+        p.add_argument("--input-shape", required=True, type=int, nargs=2, metavar=("H", "W"),
+                       help="the network input the cell runs at")
+        p.add_argument("--resize-pipeline", action="store_true",
+                       help="set the test pipeline's Resize and Pad to --input-shape (a shape "
+                            "other than the model's own)")
     if out:
         p.add_argument("--out", required=True, help="result JSON to write")
 
@@ -548,6 +580,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saved-input", help="the export's saved input (.npy): a model file whose "
                                          "cell has no stage breakdown is timed on it directly")
     p.set_defaults(func=_cmd_measure)
+
+    p = steps.add_parser("train", help="time a model's own training step on its train split: "
+                                       "s/iter (data / compute) and peak memory")
+    _model_args(p, inference=False)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "amp"),
+                   help="amp: mmengine's AmpOptimWrapper (CUDA only)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per iteration (default: the config's train_dataloader)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op threads; 0: the settings' `threads`, else every usable core")
+    p.add_argument("--settings", type=Path,
+                   help="the config's `train` section as JSON, as the pipeline writes it "
+                        "(results/<profile>/<run>/settings/train.json); default: the schema's")
+    p.set_defaults(func=_cmd_train)
 
     p = steps.add_parser("evaluate", help="run one cell over the test split and its metric")
     _cell_args(p)

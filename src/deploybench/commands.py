@@ -25,21 +25,34 @@ def container_prefix(config: dict[str, Any]) -> str:
     return shlex.join([*args, "--"])
 
 
+def _identity(plan: Plan, name: str) -> list[str]:
+    """What names a model, its checkpoint and its data to every step."""
+    model = plan.model(name)
+    checksum = plan.checksum_args(name)
+    args = ["--model", name, "--task", model["task"], "--config", model["config"],
+            "--checkpoint", plan.checkpoint(name), f"--checkpoint-{checksum[0][2:]}",
+            checksum[1], "--data", plan.dataset_dir(model["dataset"])]
+    if checksum[0] == "--lock":
+        args += ["--checkpoint-url", model["checkpoint"]["url"]]
+    return args
+
+
 def model_args(plan: Plan, name: str, shape: str) -> str:
     """The CLI arguments that identify a model at one input shape to every step (shell-quoted).
     A shape other than the model's own `input_shape` also sets the test pipeline to it."""
     model = plan.model(name)
-    dataset = plan.dataset_dir(model["dataset"])
     height, width = shape.split("x")
-    checksum = plan.checksum_args(name)
-    args = ["--model", name, "--task", model["task"], "--config", model["config"],
-            "--checkpoint", plan.checkpoint(name), f"--checkpoint-{checksum[0][2:]}",
-            checksum[1], "--data", dataset, "--input-shape", height, width]
-    if checksum[0] == "--lock":
-        args += ["--checkpoint-url", model["checkpoint"]["url"]]
+    args = [*_identity(plan, name), "--input-shape", height, width]
     if shape != shape_tag(model["input_shape"]) or model.get("resize_pipeline"):
         args.append("--resize-pipeline")
     return shlex.join(args)
+
+
+def train_model_args(plan: Plan, name: str) -> str:
+    """The CLI arguments that identify a model to the train step (shell-quoted): no input
+    shape (training runs its train pipeline's sizes), and its batch size where one is set."""
+    batch = plan.train_batch(name)
+    return shlex.join([*_identity(plan, name), *(["--batch-size", str(batch)] if batch else [])])
 
 
 def group_cell_args(plan: Plan, model: str, shape: str, device: str, outputs: list[str]) -> str:

@@ -212,7 +212,24 @@ def _planning_problems(config: dict[str, Any]) -> list[str]:
                 f"matrix.backends: {backend} plans no cell with devices "
                 f"{matrix['devices']} and precisions {matrix['precisions']}; {backend} has "
                 f"{offered} (docs/backends.md): add one of those or remove {backend}")
-    return problems
+    return problems + _training_problems(config)
+
+
+def _training_problems(config: dict[str, Any]) -> list[str]:
+    """Training settings that plan nothing: a device outside the matrix, amp without CUDA."""
+    train, devices = config["train"], config["matrix"]["devices"]
+    if not train["enabled"]:
+        return []
+    outside = [d for d in train["devices"] if d not in devices]
+    if outside:
+        return [f"train.devices: {outside} not in matrix.devices {devices}: training runs on "
+                "the devices the run measures; add them there or remove them here"]
+    devices = [d for d in devices if not train["devices"] or d in train["devices"]]
+    if "cuda" not in devices and "fp32" not in train["precisions"]:
+        return [f"train.precisions: {train['precisions']} plans no training cell with devices "
+                f"{devices}: amp (mixed precision) trains on a CUDA device only; add fp32 to "
+                "train on the CPU, add cuda to matrix.devices, or set train.enabled: false"]
+    return []
 
 
 def default_gates() -> dict[str, dict[str, float]]:

@@ -31,6 +31,7 @@ STEPS: dict[str, StepNeeds] = {
     "build": StepNeeds(16384, 120),  # int8 calibration; TensorRT's tactic search
     "reference": StepNeeds(8192, 60),
     "measure": StepNeeds(8192, 60),
+    "train": StepNeeds(16384, 60),  # a batch of activations, gradients and optimizer state
     "evaluate": StepNeeds(8192, 720),  # a whole val split, on a CPU backend too
 }
 

@@ -220,6 +220,28 @@ class Plan:
         return results + ([("evaluate", self.cell_result("evaluate", cell))]
                           if cell.batch == 1 else [])
 
+    def train_batch(self, model: str) -> int | None:
+        """Images per training iteration: the model's `train_batch_size`, else
+        `train.batch_size`; None for its config's own."""
+        own = self.model(model).get("train_batch_size")
+        return own if own is not None else self.config["train"]["batch_size"]
+
+    def train_cells(self) -> list[Cell]:
+        """Every planned training cell: model x device (`train.devices` of `matrix.devices`)
+        x training precision (amp on CUDA only). Its batch is the batch size asked for, 0 for
+        the config's own."""
+        train = self.config["train"]
+        if not train["enabled"]:
+            return []
+        devices = [d for d in self.config["matrix"]["devices"]
+                   if not train["devices"] or d in train["devices"]]
+        return [Cell(m, self.model(m)["task"], "pytorch", p, self.train_batch(m) or 0, d, "")
+                for m in self.model_names for d in devices
+                for p in train["precisions"] if p == "fp32" or d == "cuda"]
+
+    def train_result(self, cell: Cell) -> str:
+        return f"{self.results_dir()}/train/{cell.model}/{cell.device}/{cell.precision}.json"
+
     def group_combos(self, device: str) -> list[tuple[str, str]]:
         """(backend, precision) of the cells a measure group on `device` times side by side:
         every one the matrix plans there, in the matrix's order (the same for every model)."""
@@ -259,7 +281,8 @@ class Plan:
         """Every result file the report merges, in a stable order."""
         exports = [self.export_result(m, s) for m, s in self.exported()]
         exports += [self.build_result(*build) for build in self.builds()]
-        return exports + [path for c in self.cells() for _, path in self.cell_results(c)]
+        return (exports + [path for c in self.cells() for _, path in self.cell_results(c)]
+                + [self.train_result(c) for c in self.train_cells()])
 
 
 def profiles(config: dict[str, Any]) -> list[str]:

@@ -48,7 +48,14 @@ def _unavailable_results(plan: Plan, reason: Reason) -> list[tuple[Cell, str, st
              if all(reason(c.backend, c.device, c.precision) for c in groups[key])}
     return [(cell, step, path) for cell in unavailable_cells(plan, reason)
             for step, path in plan.cell_results(cell)
-            if step != "measure" or (cell.model, cell.shape, cell.device, cell.batch) in whole]
+            if step != "measure" or (cell.model, cell.shape, cell.device, cell.batch) in whole
+            ] + [(cell, "train", plan.train_result(cell)) for cell in unavailable_training(
+                plan, reason)]
+
+
+def unavailable_training(plan: Plan, reason: Reason = machine_reason) -> list[Cell]:
+    """The training cells whose device this machine lacks (PyTorch's, as its fp32 cells)."""
+    return [c for c in plan.train_cells() if reason("pytorch", c.device, "fp32")]
 
 
 def unavailable_builds(plan: Plan, reason: Reason = machine_reason
@@ -72,6 +79,7 @@ def reasons(plan: Plan, reason: Reason = machine_reason) -> dict[str, str]:
     """backend/device/precision -> why this machine cannot run it (the rule's `machine` param)."""
     combos = {(c.backend, c.device, c.precision) for c in unavailable_cells(plan, reason)}
     combos |= {b[2:] for b in unavailable_builds(plan, reason)}
+    combos |= {("pytorch", c.device, "fp32") for c in unavailable_training(plan, reason)}
     return {"/".join(k): reason(*k) for k in sorted(combos)}
 
 
@@ -80,7 +88,7 @@ def write_unavailable(plan: Plan, reason: Reason = machine_reason) -> int:
     outputs their rules promise); returns how many records."""
     count = 0
     for cell, step, path in _unavailable_results(plan, reason):
-        why = reason(cell.backend, cell.device, cell.precision)
+        why = reason(cell.backend, cell.device, "fp32" if step == "train" else cell.precision)
         write_json(path, record(step, cell, "skipped", why, {}, {"device": cell.device}))
         count += 1
     for build in unavailable_builds(plan, reason):

@@ -15,7 +15,12 @@ from deploybench import unavailable
 from deploybench.backends import runs_file
 from deploybench.backends.base import REQUIRE_GPU_ENV
 from deploybench.backends.registry import by_artifact
-from deploybench.commands import container_prefix, group_cell_args, model_args
+from deploybench.commands import (
+    container_prefix,
+    group_cell_args,
+    model_args,
+    train_model_args,
+)
 from deploybench.config import NAME_PATTERN, read_yaml, validate
 from deploybench.errors import UserError
 from deploybench.fetch import export_settings, verify_fetched
@@ -225,6 +230,18 @@ def measure_threads(w, device):
     if not any(m in RUNNABLE for m in group_machine(w, device).values()):
         return 1
     return max(1, config["measure"]["threads"]) if ON_CLUSTER else workflow.cores
+
+
+def train_inputs(w):
+    return {**model_inputs(w), "settings": plan(w).settings("train")}
+
+
+def train_threads(w):
+    # As a measure group: a job that times owns the machine (a CUDA cell without a device only
+    # writes why, on one core).
+    if w.device == "cuda" and machine_state("pytorch", "cuda", "fp32") not in RUNNABLE:
+        return 1
+    return max(1, config["train"]["threads"]) if ON_CLUSTER else workflow.cores
 
 
 def parity_args():

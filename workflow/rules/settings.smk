@@ -6,7 +6,7 @@ rule step_settings:
     log:
         "logs/{profile}/settings/{section}.log",
     wildcard_constraints:
-        section="measure|build",
+        section="measure|build|train",
     params:
         values=lambda w: json.dumps(config[w.section], sort_keys=True),
     run:

@@ -25,6 +25,7 @@ if UNAVAILABLE:
 
     ruleorder: unavailable_cells > evaluate
     ruleorder: unavailable_cells > build
+    ruleorder: unavailable_cells > train
 
     # The measure groups' rules, one per device (measure.smk).
     for device in MEASURE_DEVICES:

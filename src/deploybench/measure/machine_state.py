@@ -118,6 +118,23 @@ def reference_workload_ms(seconds: float = 0.25) -> float:
     return float(sorted(samples)[len(samples) // 2])
 
 
+def reference_reading_ms(samples: int = 3) -> float:
+    """One quick reading of REFERENCE_KERNEL (the median of `samples` runs, a few ms): taken
+    between a long workload's steps (training iterations), it says which steps ran while the
+    machine was slowed, without stopping the workload for long."""
+    import numpy as np
+
+    a = np.ones((256, 256), np.float32)
+    a @ a  # the BLAS threads may have slept through the step before
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter_ns()
+        for _ in range(8):
+            a @ a
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(sorted(times)[len(times) // 2])
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

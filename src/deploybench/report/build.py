@@ -24,6 +24,7 @@ from deploybench.report import (
     parity_section,
     plots,
     stages_section,
+    zoo_section,
 )
 from deploybench.report.environment_section import environment, environment_summary, runs_line
 from deploybench.report.front_page import DETAIL_PAGE, FRONT_PAGE, render_front_page
@@ -31,9 +32,11 @@ from deploybench.report.gates import gate_of, gate_results
 from deploybench.report.model_pages import write_model_pages
 from deploybench.report.published import published_checks
 from deploybench.report.table import frame_of, read_records, write_records
+from deploybench.report.train_table import train_frame
 
 # The detail page's sections in order: the front page links each.
-DETAILS = [latency_section.CONDITIONS_TITLE, latency_section.TITLE, stages_section.TITLE,
+DETAILS = [latency_section.CONDITIONS_TITLE, latency_section.TITLE, zoo_section.TITLE,
+           stages_section.TITLE,
            accuracy_section.TITLE, parity_section.TITLE, builds_section.TITLE,
            builds_section.PROBLEMS_TITLE, environment_section.TITLE]
 
@@ -51,6 +54,7 @@ def render(frame: pd.DataFrame, records: list[dict[str, Any]], profile: str,
         f"summary and the figures are on the [front page]({FRONT_PAGE}).\n",
         latency_section.conditions(frame),
         *latency_section.section(frame, records),
+        *zoo_section.section(frame, train_frame(records)),
         *stages_section.section(records),
         *accuracy_section.section(single, gates, tolerances, published),
         *parity_section.section(single, records),
@@ -90,7 +94,10 @@ def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
                                              summary, published))
     write_json(out_dir / "environment.json", summary)
     write_records(out_dir / "records.jsonl", records)
-    write_text(out_dir / "results.csv", frame.to_csv(index=False, float_format="%.6g",
-                                                     lineterminator="\n"))
+    # Training cells are rows of their own (`workload`), after the inference cells' rows.
+    rows = pd.concat([frame.assign(workload="inference"), train_frame(records)],
+                     ignore_index=True)
+    write_text(out_dir / "results.csv", rows.to_csv(index=False, float_format="%.6g",
+                                                    lineterminator="\n"))
     return (int((frame.status == "failed").sum()),
             int((~gates.passed).sum()) + int((~published.passed.astype(bool)).sum()))

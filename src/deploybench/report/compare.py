@@ -84,6 +84,8 @@ def _read(folder: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     if folder is None:
         return pd.DataFrame(columns=[*KEY, "status"]), {}
     frame = pd.read_csv(folder / "results.csv", dtype={"resolution": str, "reason": str})
+    if "workload" in frame:  # the training cells' rows: not compared here
+        frame = frame[frame.workload.fillna("inference") == "inference"]
     env_file = folder / "environment.json"
     env = json.loads(env_file.read_text()) if env_file.is_file() else {}
     return frame, env

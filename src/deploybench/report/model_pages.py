@@ -12,13 +12,17 @@ import pandas as pd
 
 from deploybench.atomic import write_text
 from deploybench.measure.run import END_TO_END, SCOPE
+from deploybench.report import zoo_section
 from deploybench.report.accuracy_section import accuracy_table, gates_table
 from deploybench.report.builds_section import builds_table
 from deploybench.report.front_page import DETAIL_PAGE, FRONT_PAGE
 from deploybench.report.graph_notes import slide_note, split_note
 from deploybench.report.latency_section import latency_detail
+from deploybench.report.markdown import anchor
 from deploybench.report.parity_section import parity_table
 from deploybench.report.stages_section import stages_table
+from deploybench.report.train_table import train_frame
+from deploybench.report.zoo_section import zoo_tables
 
 DIRECTORY = "models"
 
@@ -35,6 +39,10 @@ def _page(model: str, frame: pd.DataFrame, records: list[dict[str, Any]],
         latency_detail(frame),
         *split_note(records),
         *slide_note(records),
+        "## Model zoo: training and inference\n",
+        f"The model-zoo pages' columns ([what each means]({'../' + DETAIL_PAGE}#"
+        f"{anchor(zoo_section.TITLE)})).\n",
+        *zoo_tables(frame, train_frame(records)),
         "## End to end, stage by stage\n",
         f"Median ms per stage, {END_TO_END}.\n",
         stages_table(records),

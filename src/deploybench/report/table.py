@@ -30,6 +30,7 @@ STAGES = ["decode", "preprocess", "to_device", "network", "to_host", "proposals"
           "roi_mask", "mask_post", "postprocess"]  # the RoI stages: two-stage detectors only
 MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "first_call_s",
                  *(f"stage_{s}_ms" for s in STAGES), "e2e_ms_median", "e2e_ms_p90", "e2e_cov",
+                 "inf_fps_overall", "inf_fps_forward_post",
                  "tensor_preprocess_ms", "tensor_e2e_ms_median",
                  "peak_rss_mib", "gpu_memory_mib", "loadavg_before", "loadavg_after",
                  "cpu_governor", "gpu_throttled", "repeats", "repeat_spread",
@@ -48,7 +49,8 @@ COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run"
 
 def step_of(path: str) -> str:
     parts = Path(path).parts
-    return next((p for p in reversed(parts) if p in ("export", "build", "measure", "evaluate")), "")
+    return next((p for p in reversed(parts)
+                 if p in ("export", "build", "measure", "evaluate", "train")), "")
 
 
 def _cell_from_path(path: str) -> dict[str, Any]:
@@ -61,12 +63,21 @@ def _cell_from_path(path: str) -> dict[str, Any]:
             "batch": int(batch.removeprefix("b"))}
 
 
+def _train_cell_from_path(path: str) -> dict[str, Any]:
+    """A training cell's identity from results/.../train/<model>/<device>/<precision>.json
+    (its batch: 0, the config's own, as the plan names it when no batch size is set)."""
+    parts = Path(path).parts
+    return {"model": parts[-3], "task": "", "shape": "", "backend": "pytorch",
+            "device": parts[-2], "precision": Path(path).stem, "batch": 0}
+
+
 def _logs_of(path: str) -> str:
     """Where the logs of a missing result's step are: results/<profile>/<run>/<step>/<model>/
     ... has its logs in logs/<profile>/<step>/<model>/."""
     parts = Path(path).parts
-    profile = parts[-7] if len(parts) >= 7 and parts[-8:-7] == ("results",) else ""
-    return str(Path("logs", profile, parts[-5], parts[-4])) + "/"
+    at = len(parts) - 1 - parts[::-1].index(step_of(path))
+    profile = parts[at - 2] if at >= 3 and parts[at - 3] == "results" else ""
+    return str(Path("logs", profile, parts[at], parts[at + 1])) + "/"
 
 
 def read_records(paths: list[str]) -> list[dict[str, Any]]:
@@ -78,8 +89,9 @@ def read_records(paths: list[str]) -> list[dict[str, Any]]:
         result = load_result(path)
         if result is not None:
             records.append(result)
-        elif step_of(path) in ("measure", "evaluate"):
-            records.append({"step": step_of(path), "cell": _cell_from_path(path),
+        elif step_of(path) in ("measure", "evaluate", "train"):
+            cell = (_train_cell_from_path if step_of(path) == "train" else _cell_from_path)(path)
+            records.append({"step": step_of(path), "cell": cell,
                             "status": "failed", "reason": "", "missing": True, "settings": {},
                             "logs": _logs_of(path)})
     return records
@@ -109,6 +121,8 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
     upstream: dict[Any, str] = {}  # (model, shape) (export) or build key -> why it failed
     for result in records:
         step = result["step"]
+        if step == "train":  # rows of their own (report/train_table.py)
+            continue
         if step in ("export", "build"):
             if result["status"] == "failed":
                 c = result["cell"]
@@ -127,11 +141,11 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
                                 cell["device"], cell["precision"])) or upstream.get(
                 (cell["model"], cell["resolution"]), f"it or a step before it failed; see "
                 f"{result['logs']} and logs/fetch/")
-            _mark(row, "failed", step, f"no result ({why})")
+            mark(row, "failed", step, f"no result ({why})")
             continue
-        _provenance_columns(row, result)
+        provenance_columns(row, result)
         if result["status"] != "ok":
-            _mark(row, result["status"], step, result["reason"])
+            mark(row, result["status"], step, result["reason"])
         elif step == "measure":
             row.setdefault("_repeats", []).append(result)
         elif step == "evaluate":
@@ -188,7 +202,7 @@ def _busy(frame: pd.DataFrame) -> pd.Series:
         frame.reference_ms.notna() | frame.other_cores_max.notna())
 
 
-def _provenance_columns(row: dict[str, Any], result: dict[str, Any]) -> None:
+def provenance_columns(row: dict[str, Any], result: dict[str, Any]) -> None:
     """When, by which commit and in which run the cell's newest result was made; and a failed
     re-measurement whose last good numbers the published docs kept (report/publish.py)."""
     prov = result.get("provenance") or {}
@@ -266,7 +280,7 @@ def speedup_halfwidth(row: Any) -> float:
     return relative_halfwidth(row.speedup_ci95_low, row.speedup_ci95_high, row.speedup)
 
 
-def _mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
+def mark(row: dict[str, Any], status: str, step: str, reason: str) -> None:
     # failed outranks skipped outranks ok; every distinct reason is kept, with its steps.
     rank = {"ok": 0, "skipped": 1, "failed": 2}
     if rank[status] > rank[row["status"]]:
@@ -302,7 +316,10 @@ def _measure_extras(result: dict[str, Any]) -> dict[str, Any]:
         row.update({f"stage_{s}_ms": reference["stages_ms"][s]["median"] for s in STAGES
                     if s in reference["stages_ms"]})
         e2e = reference["end_to_end_ms"]
-        row.update(e2e_ms_median=e2e["median"], e2e_ms_p90=e2e["p90"], e2e_cov=e2e["cov"])
+        row.update(e2e_ms_median=e2e["median"], e2e_ms_p90=e2e["p90"], e2e_cov=e2e["cov"],
+                   inf_fps_overall=1000 / e2e["median"])
+        if reference.get("forward_post_ms"):  # absent in older results
+            row["inf_fps_forward_post"] = 1000 / reference["forward_post_ms"]["median"]
     if tensor and "skipped" not in tensor:
         row.update(tensor_preprocess_ms=tensor["stages_ms"]["preprocess"]["median"],
                    tensor_e2e_ms_median=tensor["end_to_end_ms"]["median"])
