@@ -1,11 +1,12 @@
 """Does training speed reproduce? Run the default pipeline's CPU training cells several times
 back to back (the models in turn, round after round) with the exact command the pipeline's
 train rule runs (`deploybench train`, its settings from config.yaml), and print for each model
-its median s/iter in each run with the 95 % interval, the data / compute split, how many
-iterations were quiet, and max/min over the runs.
+its median s/iter in each run with the 95 % interval, the data / compute split, the window's
+machine-speed index (the reference kernel's median) and other processes' CPU, and max/min over
+the runs.
 
-Target: max/min <= 1.15 for every model, or the intervals say why not (a run flagged busy, or
-intervals as wide as the gap). Needs the default pipeline's data and checkpoints (`make
+Target: max/min <= 1.15 for every model, or the intervals say why not (other processes busy,
+or intervals as wide as the gap). Needs the default pipeline's data and checkpoints (`make
 pipeline`, or `snakemake --cores 2 resources/data/shapes` and the fetch jobs).
 
     .venv/bin/python benchmarks/train_reproducibility.py [--runs 2]
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 1.15
@@ -54,8 +56,8 @@ def main() -> int:
             print(f"run {run + 1} {model}: {t['s_per_iter']['median']:.4f} s/iter "
                   f"[{t['s_per_iter']['ci95_low']:.4f}, {t['s_per_iter']['ci95_high']:.4f}] "
                   f"data {t['data_s']['median']:.4f} compute {t['compute_s']['median']:.4f}, "
-                  f"{t['quiet_iters']}/{t['iters']} quiet{' BUSY' if t['busy'] else ''}",
-                  flush=True)
+                  f"{t['iters']} iterations, kernel {median(t['reference_readings_ms']):.2f} ms, "
+                  f"other processes {t['other_load']['other_cores']:.2f} cores", flush=True)
     worst = 1.0
     print(f"\nmax/min of the median s/iter over {args.runs} runs (target <= {TARGET}):")
     for model, runs in figures.items():

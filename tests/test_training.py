@@ -87,6 +87,14 @@ def test_embedded_model_trains_from_its_checkpoint(small_dataset: Path, tmp_path
     train = _check_figures(record, batch=8)
     assert train["weights"] == "checkpoint" and train["lr_schedule"] == "3k it"
     assert record["provenance"]["files_sha256"]["checkpoint"]
+    # *busy machine*: other processes took more than the latency cells' 0.5 cores.
+    from deploybench.report.train_table import train_frame
+
+    flags = []
+    for cores in (0.1, 0.8):
+        record["train"]["other_load"]["other_cores"] = cores
+        flags.append(bool(train_frame([record]).train_busy[0]))
+    assert flags == [False, True]
 
 
 def test_a_batch_size_of_zero_is_refused(small_dataset: Path, tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deploybench.report.table import KEY, mark, provenance_columns
+from deploybench.report.table import BUSY_OTHER_CORES, KEY, mark, provenance_columns
 
 TRAIN_COLUMNS = ["lr_schedule", "train_s_iter_median", "train_s_iter_ci95_low",
                  "train_s_iter_ci95_high", "train_rel_halfwidth", "train_data_s_median",
                  "train_compute_s_median", "train_images_per_s", "train_mem_mib",
-                 "train_mem_kind", "train_iters", "train_quiet_iters", "train_busy",
+                 "train_mem_kind", "train_iters", "train_other_cores", "train_busy",
                  "train_stopped", "train_window_s", "train_reference_ms", "train_losses_finite",
                  "train_optim_wrapper",
                  "train_weights", "config"]
@@ -21,6 +21,7 @@ TRAIN_COLUMNS = ["lr_schedule", "train_s_iter_median", "train_s_iter_ci95_low",
 
 def _figures(train: dict[str, Any]) -> dict[str, Any]:
     per_iter = train["s_per_iter"]
+    other = (train.get("other_load") or {}).get("other_cores")
     memory = train["memory"]
     return {"batch": train["batch_size"], "lr_schedule": train["lr_schedule"],
             "train_s_iter_median": per_iter["median"],
@@ -31,7 +32,9 @@ def _figures(train: dict[str, Any]) -> dict[str, Any]:
             "train_compute_s_median": train["compute_s"]["median"],
             "train_images_per_s": train["images_per_s"], "train_mem_mib": memory["peak_mib"],
             "train_mem_kind": memory["kind"], "train_iters": train["iters"],
-            "train_quiet_iters": train["quiet_iters"], "train_busy": train["busy"],
+            # other processes' CPU during the window, as the latency cells' busy flag reads it
+            "train_other_cores": other,
+            "train_busy": other is not None and other > BUSY_OTHER_CORES,
             "train_stopped": train["stopped"], "train_window_s": train["window_s"],
             # the window's machine-speed index: its median reading of the reference kernel
             "train_reference_ms": float(np.median(train["reference_readings_ms"])),

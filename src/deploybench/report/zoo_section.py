@@ -62,7 +62,8 @@ def _train_time(row: Any) -> str:
     if row.status != "ok":
         return f"{row.status}: {row.reason}"
     marks = [m for m, on in (("busy machine", row.train_busy),
-                             ("time cap", row.train_stopped == "time cap")) if on is True]
+                             ("time cap", row.train_stopped == "time cap"))
+             if pd.notna(on) and bool(on)]
     text = f"{row.train_s_iter_median:.3f} ±{row.train_rel_halfwidth:.1%}"
     return text + (f" ({', '.join(marks)})" if marks else "")
 

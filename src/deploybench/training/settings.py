@@ -14,7 +14,6 @@ class TrainSettings:
     min_seconds: float  # span several of a shared machine's states
     max_seconds: float  # the cell's time cap for its measured iterations
     precision: float  # the median s/iter's 95 % interval's target half-width
-    quiet_tolerance: float  # iterations beside a slowed reference kernel are left out
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> TrainSettings:

@@ -5,11 +5,12 @@ step; synchronized on CUDA), an iteration both.
 A warm-up first (untimed: the allocator, cuDNN's and oneDNN's first calls), then iterations
 until at least `min_iters` and `min_seconds`, and until the median s/iter is known to
 +-`precision` or the time cap. Between iterations, outside the timed span, one quick reading of
-the reference kernel (`machine_state.reference_reading_ms`): a shared machine's other tenants
-slow it for seconds at a time, and an iteration whose neighbouring readings ran slower than the
-window's quiet level (their 10th percentile) by more than `quiet_tolerance` is left out of the
-figures, as the measure groups leave out slowed rounds. A window with too few quiet
-iterations keeps them all and says the machine was busy.
+the reference kernel (`machine_state.reference_reading_ms`): their median is the window's
+machine-speed index. It is recorded, not used to drop iterations: in windows whose kernel ran
+25-29 % slower than in others, training ran within 3-4 % of its speed in those others
+(docs/methodology.md, *Training*), so the kernel's state does not say which iterations a busy
+machine slowed. Other processes' CPU time over the window is recorded too (`OtherLoad`, the
+dataloader's workers counted as the training's own).
 
 Memory is the seeds' Mem: `torch.cuda.max_memory_allocated()` on CUDA; on the CPU the process's
 peak resident memory above its level before the first iteration (dataloader workers, separate
@@ -29,13 +30,9 @@ import torch
 
 from deploybench.errors import UserError
 from deploybench.measure.machine_state import OtherLoad, reference_reading_ms
-from deploybench.measure.states import LEVEL_QUANTILE
 from deploybench.measure.stats import median_ci95, relative_halfwidth
 from deploybench.training.parts import TrainParts
 from deploybench.training.settings import TrainSettings
-
-MIN_QUIET_SHARE = 0.25  # fewer quiet iterations than this share: the window was busy
-MIN_QUIET = 5  # ... or than this many (every one, in a window of fewer)
 
 
 class LossNotFinite(Exception):
@@ -112,23 +109,6 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _quiet(readings: list[float], tolerance: float) -> list[bool]:
-    """Iteration i ran between readings i and i + 1: quiet when both were near the level."""
-    level = float(np.quantile(readings, LEVEL_QUANTILE))
-    near = [r <= level * (1 + tolerance) for r in readings]
-    if tolerance <= 0:
-        return [True] * (len(readings) - 1)
-    return [a and b for a, b in zip(near, near[1:], strict=False)]
-
-
-def _chosen(quiet: list[bool]) -> tuple[np.ndarray, bool]:
-    """(indices of the iterations the figures come from, whether the machine was busy)."""
-    indices = np.flatnonzero(quiet)
-    if len(indices) >= max(min(MIN_QUIET, len(quiet)), MIN_QUIET_SHARE * len(quiet)):
-        return indices, False
-    return np.arange(len(quiet)), True
-
-
 def _figure(samples: np.ndarray) -> dict[str, float]:
     low, high = median_ci95(samples)
     return {"median": float(np.median(samples)), "mean": float(samples.mean()),
@@ -164,7 +144,7 @@ def run_iterations(parts: TrainParts, device: str, settings: TrainSettings,
         readings.append(reference_reading_ms())
         start = time.perf_counter()
         stopped = "time cap"
-        with OtherLoad() as other:
+        with OtherLoad(_workers()) as other:
             while True:
                 d, c, losses = iteration(settings.warmup_iters + len(data))
                 data.append(d)
@@ -172,8 +152,7 @@ def run_iterations(parts: TrainParts, device: str, settings: TrainSettings,
                 readings.append(reference_reading_ms())
                 elapsed = time.perf_counter() - start
                 if len(data) >= settings.min_iters and elapsed >= settings.min_seconds:
-                    chosen, _ = _chosen(_quiet(readings, settings.quiet_tolerance))
-                    totals = np.add(data, compute)[chosen]
+                    totals = np.add(data, compute)
                     low, high = median_ci95(totals)
                     if relative_halfwidth(low, high, float(np.median(totals))) <= \
                             settings.precision:
@@ -181,20 +160,25 @@ def run_iterations(parts: TrainParts, device: str, settings: TrainSettings,
                         break
                 if elapsed >= settings.max_seconds and len(data) >= settings.min_iters:
                     break
-    quiet = _quiet(readings, settings.quiet_tolerance)
-    chosen, busy = _chosen(quiet)
     totals = np.add(data, compute)
-    per_iter = _figure(totals[chosen])
-    log(f"{len(data)} iterations ({int(np.sum(quiet))} quiet) in {elapsed:.1f} s, stopped by "
-        f"{stopped}: {per_iter['median']:.3f} s/iter")
-    return {"s_per_iter": per_iter, "data_s": _figure(np.asarray(data)[chosen]),
-            "compute_s": _figure(np.asarray(compute)[chosen]),
+    per_iter = _figure(totals)
+    log(f"{len(data)} iterations in {elapsed:.1f} s, stopped by {stopped}: "
+        f"{per_iter['median']:.3f} s/iter")
+    return {"s_per_iter": per_iter, "data_s": _figure(np.asarray(data)),
+            "compute_s": _figure(np.asarray(compute)),
             "rel_halfwidth": relative_halfwidth(per_iter["ci95_low"], per_iter["ci95_high"],
                                                 per_iter["median"]),
-            "images_per_s": parts.batch_size / per_iter["median"],
-            "iters": len(data), "quiet_iters": int(np.sum(quiet)), "busy": busy,
+            "images_per_s": parts.batch_size / per_iter["median"], "iters": len(data),
             "stopped": stopped, "window_s": elapsed, "warmup_iters": settings.warmup_iters,
             "warmup_s": warmup_s, "memory": memory.summary(),
             "losses_finite": True, "losses_first": first_losses, "losses_last": losses,
-            "data_samples_s": data, "compute_samples_s": compute, "quiet": quiet,
+            "data_samples_s": data, "compute_samples_s": compute,
             "reference_readings_ms": readings, "other_load": other.summary()}
+
+
+def _workers() -> list[int]:
+    """This process's children (the dataloader's persistent workers, started by the warm-up):
+    their CPU time is the training's, not another tenant's."""
+    import multiprocessing
+
+    return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
