@@ -237,10 +237,8 @@ def train_inputs(w):
 
 
 def train_threads(w):
-    # As a measure group: a job that times owns the machine (a CUDA cell without a device only
-    # writes why, on one core).
-    if w.device == "cuda" and machine_state("pytorch", "cuda", "fp32") not in RUNNABLE:
-        return 1
+    # As a measure group, a job that times owns the machine (a cell whose device this machine
+    # lacks is written by unavailable_cells, not by this rule).
     return max(1, config["train"]["threads"]) if ON_CLUSTER else workflow.cores
 
 

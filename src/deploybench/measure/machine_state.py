@@ -99,40 +99,41 @@ class OtherLoad:
 REFERENCE_KERNEL = "a 256 x 256 float32 matmul x 8 in numpy (its BLAS, all cores)"
 
 
+def _kernel_ms(a: Any) -> float:
+    """One run of REFERENCE_KERNEL on `a`, in ms."""
+    t0 = time.perf_counter_ns()
+    for _ in range(8):
+        a @ a
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _kernel_input() -> Any:
+    import numpy as np
+
+    return np.ones((256, 256), np.float32)
+
+
 def reference_workload_ms(seconds: float = 0.25) -> float:
     """Median time of a fixed compute kernel (REFERENCE_KERNEL): timed before and after each
     cell, its spread across a run is the machine's own noise floor, and a cell whose kernel
     ran slower than the run's quietest is flagged."""
-    import numpy as np
-
-    a = np.ones((256, 256), np.float32)
+    a = _kernel_input()
     for _ in range(20):  # the BLAS thread pool's start and first touch are not the machine
         a @ a
     samples = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(samples) < 10:
-        t0 = time.perf_counter_ns()
-        for _ in range(8):
-            a @ a
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
+        samples.append(_kernel_ms(a))
     return float(sorted(samples)[len(samples) // 2])
 
 
 def reference_reading_ms(samples: int = 3) -> float:
-    """One quick reading of REFERENCE_KERNEL (the median of `samples` runs, a few ms): taken
-    between a long workload's steps (training iterations), it says which steps ran while the
-    machine was slowed, without stopping the workload for long."""
-    import numpy as np
-
-    a = np.ones((256, 256), np.float32)
+    """One quick reading of REFERENCE_KERNEL (the median of `samples` runs, a few ms), taken
+    between a long workload's steps (training iterations) without stopping it for long: the
+    median of a window's readings is its machine-speed index."""
+    a = _kernel_input()
     a @ a  # the BLAS threads may have slept through the step before
-    times = []
-    for _ in range(samples):
-        t0 = time.perf_counter_ns()
-        for _ in range(8):
-            a @ a
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    return float(sorted(times)[len(times) // 2])
+    return float(sorted(_kernel_ms(a) for _ in range(samples))[samples // 2])
 
 
 def peak_rss_mib() -> float:

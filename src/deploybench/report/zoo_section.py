@@ -19,10 +19,12 @@ DETECTION = ("detection", "instance_segmentation")
 TABLES = {
     "mmdetection": {"tasks": DETECTION, "fps": "inf_fps_overall", "other": "inf_fps_forward_post",
                     "fps_label": "Inf time (fps)", "other_label": "fps, forward + post",
+                    "fps_note": "overall: loading + forward + post-processing",
                     "metrics": ("bbox_mAP", "segm_mAP")},
     "mmsegmentation": {"tasks": ("segmentation",), "fps": "inf_fps_forward_post",
                        "other": "inf_fps_overall", "fps_label": "Inf time (fps)",
-                       "other_label": "fps, with loading", "metrics": ("mIoU",)},
+                       "other_label": "fps, with loading", "metrics": ("mIoU",),
+                       "fps_note": "forward + post-processing, no data loading"},
 }
 HEADERS = {"bbox_mAP": "box AP", "segm_mAP": "mask AP", "mIoU": "mIoU"}
 
@@ -91,27 +93,32 @@ def _rows(frame: pd.DataFrame, train: pd.DataFrame) -> list[tuple[Any, Any, Any]
     return out
 
 
-def _line(model: str, t: Any, inf: Any, table: dict[str, Any]) -> dict[str, str]:
-    device = t.device if t is not None else inf.device
-    line = {"Model": model, "Device": device,
-            "Training": t.precision if t is not None else "",
-            "Batch": str(int(t.batch)) if t is not None and t.batch else "",
-            "Lr schd": t.lr_schedule if t is not None and pd.notna(t.lr_schedule) else "",
-            "Mem (GB)": _memory(t) if t is not None else "",
-            "Train time (s/iter)": _train_time(t) if t is not None else "not trained",
+def _training(t: Any) -> dict[str, str]:
+    """The training columns of a training row, or blanks and "not trained" without one."""
+    if t is None:
+        return {"Training": "", "Batch": "", "Lr schd": "", "Mem (GB)": "",
+                "Train time (s/iter)": "not trained", "data / compute (s)": "", "Config": ""}
+    return {"Training": t.precision, "Batch": str(int(t.batch)) if t.batch else "",
+            "Lr schd": t.lr_schedule if pd.notna(t.lr_schedule) else "",
+            "Mem (GB)": _memory(t), "Train time (s/iter)": _train_time(t),
             "data / compute (s)": (f"{t.train_data_s_median:.3f} / "
-                                   f"{t.train_compute_s_median:.3f}"
-                                   if t is not None and t.status == "ok" else ""),
+                                   f"{t.train_compute_s_median:.3f}" if t.status == "ok" else ""),
+            "Config": f"`{t.config}`" if pd.notna(t.config) and t.config else ""}
+
+
+def _line(model: str, t: Any, inf: Any, table: dict[str, Any]) -> dict[str, str]:
+    training = _training(t)
+    config = training.pop("Config")
+    line = {"Model": model, "Device": t.device if t is not None else inf.device, **training,
             table["fps_label"]: num(getattr(inf, table["fps"], None), ".1f"),
             table["other_label"]: num(getattr(inf, table["other"], None), ".1f")}
     for metric in table["metrics"]:
         line[HEADERS[metric]] = _scaled(getattr(inf, metric, None), metric)
-    published = [f"{HEADERS[m]} {_scaled(v, m)}" for m in table["metrics"]
-                 if pd.notna(v := getattr(inf, f"published_{m}", None))]
-    line["published"] = ", ".join(published)
-    config = t.config if t is not None and pd.notna(t.config) else ""
-    line["Config"] = f"`{config}`" if config else ""
+    line["published"] = ", ".join(f"{HEADERS[m]} {_scaled(v, m)}" for m in table["metrics"]
+                                  if pd.notna(v := getattr(inf, f"published_{m}", None)))
+    line["Config"] = config
     return line
+
 
 
 def _skipped(train: pd.DataFrame) -> list[str]:
@@ -135,9 +142,7 @@ def zoo_tables(frame: pd.DataFrame, train: pd.DataFrame) -> list[str]:
         lines = [_line(m, t, inf, table) for m, t, inf in rows if tasks.get(m) in table["tasks"]]
         if not lines:
             continue
-        fps = ("overall: loading + forward + post-processing" if table["fps"] ==
-               "inf_fps_overall" else "forward + post-processing, no data loading")
-        out += [f"### {codebase}'s columns\n", f"*Inf time (fps)*: {fps}.\n",
+        out += [f"### {codebase}'s columns\n", f"*Inf time (fps)*: {table['fps_note']}.\n",
                 md(pd.DataFrame(lines))]
     return out + _skipped(train)
 

@@ -20,6 +20,7 @@ processes, not counted), as Linux's VmHWM after resetting it.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,16 +41,22 @@ class LossNotFinite(Exception):
 
 
 def _batches(loader: Any) -> Iterator[Any]:
-    """The loader's batches, epoch after epoch (an epoch's end costs data time, as in training)."""
+    """The loader's batches, epoch after epoch (an epoch's end costs data time, as in training).
+    Its persistent workers start here, before any timed window, even without a warm-up."""
+    return _epochs(loader, iter(loader))
+
+
+def _epochs(loader: Any, epoch: Iterator[Any]) -> Iterator[Any]:
     while True:
         yielded = False
-        for batch in loader:
+        for batch in epoch:
             yielded = True
             yield batch
         if not yielded:
             raise UserError("the train dataloader yielded no batch: its batch size is larger "
                             "than the train split it keeps (with drop_last); give a smaller "
                             "train.batch_size")
+        epoch = iter(loader)
 
 
 def _losses(log_vars: dict[str, Any], iteration: int) -> dict[str, float]:
@@ -177,8 +184,6 @@ def run_iterations(parts: TrainParts, device: str, settings: TrainSettings,
 
 
 def _workers() -> list[int]:
-    """This process's children (the dataloader's persistent workers, started by the warm-up):
+    """This process's children (the dataloader's persistent workers, started by `_batches`):
     their CPU time is the training's, not another tenant's."""
-    import multiprocessing
-
     return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
