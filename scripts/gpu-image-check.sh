@@ -8,7 +8,9 @@
 #   - tensorrt imports (where the image has it); one CUDA runtime; no compiler;
 #   - the provenance names the versions installed.
 # Environment: DOCKER_BASE replaces the pinned base (no registry here), CUDA_ARCH the
-# architectures, TENSORRT=0 builds without TensorRT where NVIDIA's index is unreachable.
+# architectures, TENSORRT=0 builds without TensorRT where NVIDIA's index is unreachable (else
+# an image without it fails), REQUIRE_GPU=1 fails where no GPU reaches a container (the
+# runner: a broken NVIDIA Container Toolkit must not leave the images job green).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -25,7 +27,7 @@ echo "built in $((SECONDS - start)) s: $image"
 docker image inspect "$image" --format 'size: {{.Size}} bytes; labels: {{json .Config.Labels}}'
 
 in_image() { docker run --rm -i --network none "$@"; }
-in_image "$image" python - <<'PY'
+in_image -e "TENSORRT=${TENSORRT:-1}" "$image" python - <<'PY'
 import glob
 import importlib.metadata as md
 import importlib.util
@@ -84,8 +86,10 @@ if has_trt:
     import tensorrt
 
     check(tensorrt.__version__.startswith("10."), f"tensorrt {tensorrt.__version__} imports")
+elif os.environ["TENSORRT"] == "0":
+    print("skip tensorrt: not in this image (TENSORRT=0: its wheels come from pypi.nvidia.com)")
 else:
-    print("skip tensorrt: not in this image (its wheels come from pypi.nvidia.com)")
+    check(False, "tensorrt is not in the image (TENSORRT=0 asks for an image without it)")
 
 runtimes = [p for p in glob.glob(f"{site}/**/libcudart.so*", recursive=True)]
 check(len(runtimes) == 1, f"one CUDA runtime: {runtimes}")
@@ -114,6 +118,10 @@ PY
 if docker run --rm --gpus all "$image" nvidia-smi -L 2> /dev/null; then
   in_image --gpus all -v "$PWD:$PWD:ro" -w "$PWD" -e HOME=/tmp "$image" \
     python -m pytest -p no:cacheprovider -q tests/test_gpu.py
+elif [ "${REQUIRE_GPU:-0}" = 1 ]; then
+  echo "FAIL no GPU reached a container (docker run --gpus all ... nvidia-smi -L failed):" \
+    "check the NVIDIA driver and Container Toolkit (docs/self-hosted-runner.md)" >&2
+  exit 1
 else
   echo "skip tests/test_gpu.py in the image: no GPU can be given to a container here"
 fi

@@ -11,6 +11,7 @@ required (`test_docker.py` shows that, required, its absence fails the run).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -293,3 +294,21 @@ def test_linters_catch_a_broken_workflow(tmp_path: Path) -> None:
     assert zizmor.returncode != 0
     assert "template-injection" in zizmor.stdout and "unpinned-uses" in zizmor.stdout
 
+
+
+@pytest.mark.parametrize("profile", ["../kept", "a/../../kept", "..", "a/b"])
+def test_benchmark_run_refuses_a_profile_that_leaves_artifacts(tmp_path: Path,
+                                                              profile: str) -> None:
+    """A dispatched PROFILE names the folder the job empties: a path out of artifacts/ is
+    refused before anything is removed."""
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "benchmark-run.sh"
+    script.write_bytes((REPO / "scripts" / "benchmark-run.sh").read_bytes())
+    kept = tmp_path / "kept" / "results.csv"
+    kept.parent.mkdir()
+    kept.write_text("numbers")
+    (tmp_path / "artifacts" / "a" / "b").mkdir(parents=True)
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                          env={**os.environ, "PROFILE": profile, "RUN_ID": "r1"})
+    assert done.returncode == 2 and f"bad name '{profile}'" in done.stderr
+    assert kept.read_text() == "numbers" and (tmp_path / "artifacts" / "a" / "b").is_dir()
