@@ -160,8 +160,9 @@ def test_another_host_is_judged_on_speedups_only(tmp_path: Path) -> None:
 def test_body_matches_golden(result_sets: tuple[Path, Path]) -> None:
     base, new = result_sets
     body = render(compare(base.parent, new.parent, 0.05, default_gates()), 0.05)
-    assert body.startswith("## Benchmark changes\n\nProfiles: amd-epyc-2c. Cells: 1 regressed, "
-                           "2 now failing, 1 improved")
+    assert body.startswith("## Benchmark changes\n\nMeasurement settings: not recorded on one "
+                           "side or both for amd-epyc-2c (docs published before they were).\n\n"
+                           "Profiles: amd-epyc-2c. Cells: 1 regressed, 2 now failing, 1 improved")
     assert body == GOLDEN.read_text(), "regenerate tests/golden/compare.md if intended"
 
 
@@ -185,3 +186,28 @@ def test_missing_new_results_is_a_clear_error(tmp_path: Path,
     (tmp_path / "empty").mkdir()
     assert main(["compare", str(tmp_path / "empty"), str(tmp_path / "empty")]) == 2
     assert "holds no results.csv: nothing to compare" in capsys.readouterr().err
+
+
+def test_changed_settings_are_stated_and_not_judged(tmp_path: Path) -> None:
+    """measure.threads 1 against 2: the header says so before any verdict, and no cell is
+    called regressed unless asked; the busy cells of each side are counted there too."""
+    settings = {"threads": 2, "min_seconds": 30.0, "max_seconds": 45.0, "precision": 0.03}
+    old_env = {**ENV, "measure_settings": [settings]}
+    new_env = {**ENV, "measure_settings": [{**settings, "threads": 1}]}
+    base, new = _runs(tmp_path, 1.7, (2.0, 2.05), new_env)
+    (base / "environment.json").write_text(json.dumps(old_env))
+    for side, busy in ((base, [True, False, True]), (new, [False, False, False])):
+        frame = pd.read_csv(side / "results.csv")
+        frame["busy"], frame["unstable"] = busy, [False, False, False]
+        frame.to_csv(side / "results.csv", index=False)
+
+    result = compare(base.parent, new.parent, 0.10, default_gates())
+    assert set(result.cells.verdict) == {"not compared (settings changed)"}
+    assert result.regressions == 0
+    body = render(result, 0.10).split("\n")
+    assert body[2].startswith("**The measurement settings changed** (p: measure.threads 2 -> 1)")
+    assert body[3] == ("Cells measured on a busy machine or with an unstable median: p old: 2 of "
+                       "3 cells busy, 0 unstable; p new: 0 of 3 cells busy, 0 unstable.")
+    judged = compare(base.parent, new.parent, 0.10, default_gates(), across_settings=True)
+    assert set(judged.cells.verdict) == {"regressed"}
+    assert "Verdicts are given anyway" in render(judged, 0.10)

@@ -131,3 +131,93 @@ def test_publishes_into_one_reports_folder_take_turns(tmp_path: Path) -> None:
     out, _ = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, out
     assert "[p](p/README.md)" in (reports / "README.md").read_text()
+
+
+def _export_failed(root: Path) -> list[str]:
+    """A run whose export ran out of disk: its record, and the measure and evaluate results of
+    the cells that never ran for it."""
+    export = root / "export" / "det" / "160x160.json"
+    write_json(failure_path(export), record(
+        "export", Cell("det", "detection", "onnx", "fp32", shape="160x160"), "failed",
+        "OSError: [Errno 28] No space left on device", {}, {}))
+    return [str(export), *(str(cell_path(root, DET_PT, step)) for step in ("measure", "evaluate"))]
+
+
+def test_a_failed_remeasurement_keeps_its_own_reason(tmp_path: Path) -> None:
+    docs = tmp_path / "reports" / "p"
+    run(tmp_path, "r1", write_results(tmp_path / "r1"), docs)
+    after = run(tmp_path, "d1", _export_failed(tmp_path / "d1"), docs)
+    pt = after[(after.model == "det") & (after.backend == "pytorch")].iloc[0]
+    assert pt.status == "ok" and pt.run == "r1"
+    assert pt.remeasure.endswith("(run d1): no result (export failed: OSError: [Errno 28] No "
+                                 "space left on device)")
+    assert "never ran" not in (docs / "benchmark.md").read_text()
+
+
+def test_each_number_names_its_run(tmp_path: Path) -> None:
+    """A partial run that evaluated a cell again leaves its latency from the run before: the
+    row names both, and the tables say which run each number is from."""
+    docs = tmp_path / "reports" / "p"
+    run(tmp_path, "r1", write_results(tmp_path / "r1"), docs)
+    root = tmp_path / "d1"
+    write_json(cell_path(root, DET_PT, "evaluate"), record("evaluate", DET_PT, "ok", "", {
+        "metrics": {"bbox_mAP": 0.801, "bbox_mAP_50": 0.95}, "num_images": 150}, {}))
+    after = run(tmp_path, "d1", [str(cell_path(root, DET_PT, "evaluate"))], docs)
+    pt = after[(after.model == "det") & (after.backend == "pytorch")].iloc[0]
+    assert (pt.run, pt.evaluate_run, pt.bbox_mAP, pt.latency_ms_median) == \
+        ("r1", "d1", 0.801, 40.25)
+    assert pt.measured_at < pt.evaluated_at
+    md = re.sub(r" +", " ", (docs / "benchmark.md").read_text())
+    # the accuracy table's "evaluated" row: date, commit, run, and the latency's other run
+    assert f"| {pt.evaluated_at[:10]} " in md and "(run d1); latency from run r1 |" in md
+    ort = after[(after.model == "det") & (after.backend == "onnxruntime")].iloc[0]
+    assert (ort.run, ort.evaluate_run) == ("r1", "r1")
+
+
+def test_flags_belong_to_their_measurement(tmp_path: Path) -> None:
+    """A cell's busy flag is judged against its own run's cells: publishing another run that
+    replaces some of them leaves the flags of the rest as they were."""
+    docs = tmp_path / "reports" / "p"
+    root = tmp_path / "r1"
+    cells = [Cell(f"m{i}", "detection", "pytorch", "fp32", shape="160x160") for i in range(6)]
+    # The run's typical kernel reading is 2.6 ms: no cell is 25 % slower than that.
+    for c, kernel in zip(cells, (2.6, 2.6, 2.6, 2.6, 2.0, 2.0), strict=True):
+        write_json(cell_path(root, c), measure_record(c, [10.0, 10.1, 9.9], kernel))
+    first = run(tmp_path, "r1", [str(cell_path(root, c)) for c in cells], docs)
+    assert not first.busy.any()
+    # Another run replaces m0-m2. Judged again among r1's remaining rows (typical 2.0 ms), m3
+    # would be 30 % slow, "busy"; its flag stays what its run said.
+    root = tmp_path / "r2"
+    for c in cells[:3]:
+        write_json(cell_path(root, c), measure_record(c, [8.0, 8.1, 7.9], 2.0))
+    merged = run(tmp_path, "r2", [str(cell_path(root, c)) for c in cells[:3]], docs)
+    m3 = merged[merged.model == "m3"].iloc[0]
+    assert m3.run == "r1" and m3.busy == False  # noqa: E712 - a stored flag, not recomputed
+    records = (docs / "records.jsonl").read_text()
+    assert records.count('"flags": {"busy": false') == 6
+
+
+def test_a_model_retires_from_the_docs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`deploybench records remove`: the model's rows, page and link go; every other row of
+    results.csv stays byte for byte."""
+    from deploybench.cli import main
+
+    reports = tmp_path / "reports"
+    run(tmp_path, "full", write_results(tmp_path / "full"), reports / "p")
+    before = (reports / "p" / "results.csv").read_text().splitlines()
+    assert main(["records", "remove", "--reports", str(reports), "--profile", "p", "--model",
+                 "seg", "--config", str(tmp_path / "none.yaml")]) == 0
+    assert re.search(r"removed \d+ records of seg from", capsys.readouterr().out)
+    after = (reports / "p" / "results.csv").read_text().splitlines()
+    assert after == [line for line in before if not line.startswith("seg,")]
+    assert len(after) == 3 and not (reports / "p" / "models" / "seg.md").exists()
+    assert "models/seg.md" not in (reports / "p" / "README.md").read_text()
+    assert '"seg"' not in (reports / "p" / "records.jsonl").read_text()
+    # One cell of a model; a model that is not there is named with the ones that are.
+    assert main(["records", "remove", "--reports", str(reports), "--profile", "p", "--model",
+                 "det", "--backend", "onnxruntime"]) == 0
+    assert list(pd.read_csv(reports / "p" / "results.csv").backend) == ["pytorch"]
+    assert main(["records", "remove", "--reports", str(reports), "--profile", "p", "--model",
+                 "sge"]) == 2
+    assert "no published record of sge in" in capsys.readouterr().err
+    assert main(["records", "remove", "--profile", "../p", "--model", "det"]) == 2

@@ -328,6 +328,24 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_records_remove(args: argparse.Namespace) -> int:
+    import re
+
+    from deploybench.config import NAME_PATTERN, load
+    from deploybench.report.publish import remove
+
+    if not re.fullmatch(NAME_PATTERN, args.profile):
+        raise UserError(f"--profile {args.profile!r} is not a profile's name (letters, digits, "
+                        "'_', '-', '.'); give the folder's name under reports/")
+    docs = Path(args.reports) / args.profile
+    gates = load(args.config)["gates"] if Path(args.config).is_file() else None
+    count, files = remove(docs, args.model, gates, shape=args.shape, backend=args.backend,
+                          device=args.device, precision=args.precision, batch=args.batch)
+    print(f"removed {count} records of {args.model} from {docs}; rewrote "
+          f"{', '.join(map(str, files))}")
+    return 0
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     from deploybench.backends.registry import table
 
@@ -354,7 +372,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from deploybench.report.compare import compare, render
 
     gates = load(args.config)["gates"] if args.config else default_gates()
-    result = compare(Path(args.base), Path(args.new), args.threshold, gates)
+    result = compare(Path(args.base), Path(args.new), args.threshold, gates,
+                     args.across_settings)
     body = render(result, args.threshold)
     if args.out:
         write_text(args.out, body)
@@ -644,6 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "dedicated runner")
     p.add_argument("--config", help="pipeline config whose `gates` judge accuracy moves "
                                     "(default: the schema's gates)")
+    p.add_argument("--across-settings", action="store_true",
+                   help="judge latency moves even where the measurement settings (threads, "
+                        "stopping rule) differ between the two sides")
     p.add_argument("--out", help="write the markdown body here (default: stdout)")
     p.add_argument("--summary-json", help="also write the verdict counts as JSON here")
     p.add_argument("--fail-on", choices=("never", "regression"), default="never",
@@ -659,6 +681,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gates", help="accuracy gates as JSON, as for `report`")
     p.add_argument("--run", default="local", help="the run's key (config `run`)")
     p.set_defaults(func=_cmd_publish)
+
+    p = steps.add_parser("records", help="the published records: `records remove` retires a "
+                         "model, or some of its cells, from a profile's docs")
+    records = p.add_subparsers(dest="action", required=True)
+    p = records.add_parser("remove", help="remove a model's (or its matching cells') records "
+                           "from reports/<profile>/ and render the docs from the rest; every "
+                           "other row stays as it was")
+    p.add_argument("--profile", required=True, help="the docs' profile (reports/<profile>/)")
+    p.add_argument("--model", required=True, help="the model key")
+    for key in ("shape", "backend", "device", "precision"):
+        p.add_argument(f"--{key}", help=f"only the cells of this {key}")
+    p.add_argument("--batch", type=int, help="only the cells of this batch size")
+    p.add_argument("--reports", default="reports", help="the published docs (default reports/)")
+    p.add_argument("--config", default="config.yaml",
+                   help="config whose gates render docs that did not record theirs")
+    p.set_defaults(func=_cmd_records_remove)
 
     p = steps.add_parser("backends", help="the registered backends (plugins included): devices, "
                          "precisions and how each runs, as a markdown table")

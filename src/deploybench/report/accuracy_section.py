@@ -10,7 +10,7 @@ import pandas as pd
 from deploybench.backends import PRECISIONS
 from deploybench.metrics import METRICS
 from deploybench.report.gates import reference_value
-from deploybench.report.markdown import combo, md, num, ran
+from deploybench.report.markdown import combo, md, num, origin, ran
 from deploybench.report.published import published_table
 
 TITLE = "Accuracy"
@@ -41,6 +41,15 @@ def evaluated_data(frame: pd.DataFrame) -> list[str]:
              + ", ".join(lines) + ".\n")] if lines else []
 
 
+def _evaluated(row: Any) -> str:
+    """When, by which commit and in which run the cell was evaluated, and where its latency
+    comes from another run (a publish keeps each step's newest good result)."""
+    where = origin(row.evaluated_at, row.evaluate_commit, row.evaluate_run)
+    other = (isinstance(row.run, str) and row.run and isinstance(row.evaluate_run, str)
+             and row.evaluate_run and row.run != row.evaluate_run)
+    return where + (f"; latency from run {row.run}" if other else "")
+
+
 def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
     """One row per model, input shape and metric; each backend's value and its delta vs PyTorch
     fp32 at that shape."""
@@ -50,6 +59,7 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
              for g in gates.itertuples() if g.within_noise}
     rows = []
     for (model, shape), group in ran(frame).groupby(["model", "resolution"], sort=False):
+        before = len(rows)
         for metric, spec in METRICS.items():
             if not spec.gated or group[metric].isna().all():
                 continue
@@ -69,6 +79,9 @@ def accuracy_table(frame: pd.DataFrame, gates: pd.DataFrame) -> str:
                 empty = " (no detections)" if row.no_detections is True else ""
                 line[combo(row)] = num(value, fmt) + empty + delta + mark
             rows.append(line)
+        if len(rows) > before:
+            rows.append({"Model": model, "Input": shape, "Images": "", "Metric": "evaluated",
+                         **{combo(r): _evaluated(r) for r in group.itertuples()}})
     if not rows:
         return "No cell was evaluated.\n"
     return md(pd.DataFrame(rows).fillna(""))
@@ -129,7 +142,8 @@ def section(frame: pd.DataFrame, gates: pd.DataFrame,
         "model's own post-processing (`predict_by_feat` / `postprocess_result`) and metric "
         "(mmdet `CocoMetric`, mmseg `IoUMetric`). In brackets: the difference to PyTorch fp32 "
         "in this same environment. *no detections*: every prediction was below the model's "
-        "score threshold; the metric is 0.\n",
+        "score threshold; the metric is 0. *evaluated*: when, by which commit and in which "
+        "run each cell's accuracy was measured, and the latency's run where it differs.\n",
         accuracy_table(frame, gates),
         *evaluated_data(frame),
         "### Accuracy gates\n",

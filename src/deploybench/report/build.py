@@ -31,7 +31,7 @@ from deploybench.report.front_page import DETAIL_PAGE, FRONT_PAGE, render_front_
 from deploybench.report.gates import gate_of, gate_results
 from deploybench.report.model_pages import write_model_pages
 from deploybench.report.published import published_checks
-from deploybench.report.table import frame_of, read_records, write_records
+from deploybench.report.table import frame_of, read_records, stamp_flags, write_records
 from deploybench.report.train_table import train_frame
 
 # The detail page's sections in order: the front page links each.
@@ -71,7 +71,7 @@ def build_report(results: list[str], profile: str, out_dir: Path,
     their tolerance)."""
     records = [{**r, "run": run} for r in read_records(list(results))]
     drop_intervals.annotate(records, list(results))
-    return write_report(records, profile, out_dir, tolerances, run)
+    return write_report(stamp_flags(records), profile, out_dir, tolerances, run)
 
 
 def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
@@ -92,7 +92,8 @@ def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
                render_front_page(frame, profile, summary, figures, DETAILS, pages))
     write_text(out_dir / DETAIL_PAGE, render(frame, records, profile, gates, tolerances,
                                              summary, published))
-    write_json(out_dir / "environment.json", summary)
+    # with the gates the docs were rendered with, for `deploybench records remove`
+    write_json(out_dir / "environment.json", {**summary, "gates": tolerances})
     write_records(out_dir / "records.jsonl", records)
     # Training cells are rows of their own (`workload`), after the inference cells' rows.
     rows = pd.concat([frame.assign(workload="inference"), train_frame(records)],

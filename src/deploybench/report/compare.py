@@ -33,11 +33,15 @@ KEY = ["model", "resolution", "backend", "device", "precision", "batch"]
 # Parity that got worse by more than this is reported (float nondeterminism moves it less).
 PARITY_WORSE = {"parity_min_cosine": 1e-3, "boxes_matched": 0.01, "pixel_agreement": 0.01,
                 "mean_mask_iou": 0.01}
+SETTINGS_CHANGED = "not compared (settings changed)"
 VERDICTS = ("regressed", "now failing", "improved", "unchanged (within noise)",
-            "not compared (environment changed)", "new", "gone", "now skipped", "now running",
-            "still failing", "still skipped")
+            "not compared (environment changed)", SETTINGS_CHANGED, "new", "gone",
+            "now skipped", "now running", "still failing", "still skipped")
 # listed under a fold, not up front
-QUIET = ("unchanged (within noise)", "not compared (environment changed)", "still skipped")
+QUIET = ("unchanged (within noise)", "not compared (environment changed)", SETTINGS_CHANGED,
+         "still skipped")
+# A timed move of a cell measured under other settings is the settings' as much as the code's.
+JUDGED = ("regressed", "improved", "unchanged (within noise)")
 # On this project's VM the quiet rounds' medians of back-to-back runs moved by up to 24 %
 # (benchmarks/ratio_reproducibility.py), while one thread instead of two slowed every cell by
 # 25-110 %: an absolute move counts only beyond the drift. Dividing by the reference kernel
@@ -59,6 +63,12 @@ class Comparison:
     not_measured: list[str] = field(default_factory=list)  # profiles whose docs did not change
     # what changed that makes absolute milliseconds incomparable
     conditions: list[dict[str, str]] = field(default_factory=list)
+    # measurement settings that differ (measure.threads, the stopping rule, ...)
+    settings: list[dict[str, str]] = field(default_factory=list)
+    # per profile and side: timed cells, and how many were flagged busy or unstable
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    across_settings: bool = False  # verdicts given although settings differ
+    unrecorded: list[str] = field(default_factory=list)  # profiles a side has no settings of
 
     def count(self, verdict: str) -> int:
         return int((self.cells.verdict == verdict).sum()) if not self.cells.empty else 0
@@ -205,8 +215,38 @@ def _label(row: Any) -> str:
     return f"{row.model} {row.resolution} {row.backend} {row.precision}{device}{batch}"
 
 
-def compare(base: Path, new: Path, threshold: float,
-            gates: dict[str, dict[str, float]]) -> Comparison:
+def _settings(env: dict[str, Any]) -> dict[str, str] | None:
+    """measure.<key> -> its value(s) over the side's runs; None where not recorded (docs
+    published before the settings were)."""
+    runs = env.get("measure_settings")
+    if runs is None:
+        return None
+    keys = sorted({k for s in runs for k in s})
+    return {f"measure.{k}": ", ".join(sorted({str(s.get(k)) for s in runs})) for k in keys}
+
+
+def _settings_changes(profile: str, old: dict[str, Any],
+                      new: dict[str, Any]) -> list[dict[str, str]]:
+    a, b = _settings(old), _settings(new)
+    if a is None or b is None:
+        return []
+    return [{"profile": profile, "what": k, "old": a.get(k, "(none)"), "new": b.get(k, "(none)")}
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _flagged(profile: str, side: str, frame: pd.DataFrame) -> dict[str, Any]:
+    """How many of the side's timed cells were measured on a busy machine, or unstably."""
+    timed = frame[frame.latency_ms_median.notna()] if "latency_ms_median" in frame else frame
+
+    def count(flag: str) -> int | None:
+        return int((timed[flag].astype(str) == "True").sum()) if flag in timed else None
+
+    return {"profile": profile, "side": side, "cells": len(timed), "busy": count("busy"),
+            "unstable": count("unstable")}
+
+
+def compare(base: Path, new: Path, threshold: float, gates: dict[str, dict[str, float]],
+            across_settings: bool = False) -> Comparison:
     old_profiles, new_profiles = profile_dirs(base), profile_dirs(new)
     if not new_profiles:
         raise UserError(f"{new} holds no results.csv: nothing to compare; give the folder a "
@@ -216,7 +256,8 @@ def compare(base: Path, new: Path, threshold: float,
     same = sorted(p for p in set(old_profiles) & set(new_profiles)
                   if _same_docs(old_profiles[p], new_profiles[p]))
     profiles = sorted((set(old_profiles) | set(new_profiles)) - set(same))
-    result = Comparison(profiles, pd.DataFrame(), not_measured=same)
+    result = Comparison(profiles, pd.DataFrame(), not_measured=same,
+                        across_settings=across_settings)
     rows = []
     for profile in profiles:
         (old_frame, old_env), (new_frame, new_env) = (_read(old_profiles.get(profile)),
@@ -225,9 +266,16 @@ def compare(base: Path, new: Path, threshold: float,
         changed = [c for c in _environment_changes(profile, old_env, new_env)
                    if c["what"] in CONDITIONS] if old_env and new_env else []
         result.conditions += changed
+        settings = _settings_changes(profile, old_env, new_env)
+        result.settings += settings
+        if _settings(old_env) is None or _settings(new_env) is None:
+            result.unrecorded.append(profile)
+        result.flags += [_flagged(profile, "old", old_frame), _flagged(profile, "new", new_frame)]
         for key in [*old_rows, *(k for k in new_rows if k not in old_rows)]:
             o, n = old_rows.get(key), new_rows.get(key)
             verdict, change, basis = _latency_verdict(o, n, threshold, not changed)
+            if settings and not across_settings and verdict in JUDGED:
+                verdict = SETTINGS_CHANGED
             rows.append({"profile": profile, "cell": _label(n if n is not None else o),
                          "old_ms": getattr(o, "latency_ms_median", None),
                          "new_ms": getattr(n, "latency_ms_median", None), "change": change,
@@ -287,6 +335,32 @@ def _cell_table(frame: pd.DataFrame) -> str:
                 for r in frame.itertuples()])
 
 
+def _conditions(result: Comparison) -> list[str]:
+    """Before any verdict: the measurement settings that differ and the flagged cells on each
+    side, what makes two figures comparable or not."""
+    lines = []
+    if result.settings:
+        what = "; ".join(f"{c['profile']}: {c['what']} {c['old']} -> {c['new']}"
+                         for c in result.settings)
+        lines.append(f"**The measurement settings changed** ({what}). " + (
+            "Verdicts are given anyway (`--across-settings`): read them with the settings."
+            if result.across_settings else
+            "No cell is called improved or regressed: the settings move every timed figure "
+            "(`--across-settings` judges anyway)."))
+    elif result.unrecorded:
+        lines.append(f"Measurement settings: not recorded on one side or both for "
+                     f"{', '.join(result.unrecorded)} (docs published before they were).")
+    else:
+        lines.append("Measurement settings: the same on both sides.")
+    flagged = [f"{f['profile']} {f['side']}: {f['busy']} of {f['cells']} cells busy, "
+               f"{f['unstable']} unstable" for f in result.flags
+               if f["busy"] is not None and f["cells"]]
+    if flagged:
+        lines.append("Cells measured on a busy machine or with an unstable median: "
+                     + "; ".join(flagged) + ".")
+    return [*lines, ""]
+
+
 def render(result: Comparison, threshold: float) -> str:
     cells = result.cells
     regressed = cells[cells.verdict == "regressed"]
@@ -301,6 +375,7 @@ def render(result: Comparison, threshold: float) -> str:
                   "are not comparable: they are shown, and no cell is called improved or "
                   "regressed on them. Verdicts rest on each cell's speed-up over PyTorch fp32 "
                   "within its own run.", ""]
+    lines += _conditions(result)
     lines += [f"Profiles: {', '.join(result.profiles) or 'none'}. Cells: {counts or 'none'}."
              + (f" Not measured again (docs unchanged): {', '.join(result.not_measured)}."
                 if result.not_measured else "")]
@@ -336,7 +411,7 @@ def render(result: Comparison, threshold: float) -> str:
              for e in result.environment])]
     unchanged = cells[cells.verdict.isin(QUIET)]
     if not unchanged.empty:
-        lines += [f"<details><summary>Unchanged within noise, or still skipped "
+        lines += [f"<details><summary>Unchanged within noise, not compared, or still skipped "
                   f"({len(unchanged)} cells)</summary>", "", _cell_table(unchanged),
                   "</details>", ""]
     body = "\n".join(lines)

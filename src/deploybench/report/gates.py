@@ -27,12 +27,12 @@ def reference_value(group: pd.DataFrame, metric: str) -> tuple[float, str]:
 
 
 def _drop_interval(row: Any, metric: str, reference: Any) -> tuple[float, float] | None:
-    """The drop's bootstrap interval, where the cell and the reference come from the same run
-    (the interval was drawn against that reference)."""
+    """The drop's bootstrap interval, where the cell and the reference were evaluated in the
+    same run (the interval was drawn against that reference)."""
     low = getattr(row, f"{metric}_drop_ci95_low", None)
     high = getattr(row, f"{metric}_drop_ci95_high", None)
     if low is None or pd.isna(low) or pd.isna(high) or reference is None \
-            or reference.run != row.run:
+            or reference.evaluate_run != row.evaluate_run:
         return None
     return float(low), float(high)
 

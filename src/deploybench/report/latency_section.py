@@ -12,7 +12,7 @@ from deploybench.measure.group import REFERENCE
 from deploybench.measure.machine_state import REFERENCE_KERNEL
 from deploybench.measure.run import SCOPE
 from deploybench.report.graph_notes import slide_note, split_note
-from deploybench.report.markdown import combo, count, interval, md, num, ran
+from deploybench.report.markdown import combo, count, interval, md, num, origin, ran
 from deploybench.report.table import (
     BUSY_OTHER_CORES,
     BUSY_REFERENCE,
@@ -87,12 +87,9 @@ def speedups(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def _measured(row: Any) -> str:
-    """When and by which commit the row's numbers were made (rows can come from several runs)."""
-    if not isinstance(row.measured_at, str) or not row.measured_at:
-        return ""
-    commit = row.git_commit if isinstance(row.git_commit, str) else ""
-    short = commit[:8] + ("-dirty" if commit.endswith("-dirty") else "")
-    return f"{row.measured_at[:10]} {short}".strip()
+    """When, by which commit and in which run the row's latency was measured (rows can come
+    from several runs)."""
+    return origin(row.measured_at, row.git_commit, row.run)
 
 
 def conditions(frame: pd.DataFrame) -> str:

@@ -39,3 +39,13 @@ def interval(low: Any, high: Any, fmt: str) -> str:
 def anchor(title: str) -> str:
     """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
     return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def origin(at: Any, commit: Any, run: Any) -> str:
+    """"2026-12-03 1a2b3c4d (run r1)": where a number came from; empty where nothing ran."""
+    if not isinstance(at, str) or not at:
+        return ""
+    commit = commit if isinstance(commit, str) else ""
+    short = commit[:8] + ("-dirty" if commit.endswith("-dirty") else "")
+    named = f" (run {run})" if isinstance(run, str) and run else ""
+    return f"{at[:10]} {short}".strip() + named

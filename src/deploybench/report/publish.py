@@ -25,7 +25,7 @@ from deploybench.plan import OPTIONAL_REPORT_FILES, REPORT_FILES
 from deploybench.report.build import write_report
 from deploybench.report.machines import write_index
 from deploybench.report.model_pages import DIRECTORY
-from deploybench.report.table import read_records_file
+from deploybench.report.table import read_records_file, stamp_flags
 
 RECORDS = "records.jsonl"
 CELL_FIELDS = ("model", "shape", "backend", "device", "precision", "batch")
@@ -97,9 +97,18 @@ def publish(run_report: Path, to: Path, stamp: Path | None = None, profile: str 
 
 def _publish(source: Path, to: Path, stamp: Path | None, profile: str,
              tolerances: dict[str, dict[str, float]] | None, run: str) -> list[Path]:
-    merged = merge_records(read_records_file(to / RECORDS), read_records_file(source), run)
+    # Published results from before flags were stored get theirs as they stood, not as the
+    # merge would recompute them.
+    merged = merge_records(stamp_flags(read_records_file(to / RECORDS)),
+                           read_records_file(source), run)
+    return _render(merged, to, stamp, profile, tolerances, run)
+
+
+def _render(records: list[dict[str, Any]], to: Path, stamp: Path | None, profile: str,
+            tolerances: dict[str, dict[str, float]] | None, run: str) -> list[Path]:
+    """`records`' docs rendered aside, then moved into `to` file by file."""
     staging = to.parent / f".{to.name}.publishing"
-    write_report(merged, profile or to.name, staging, tolerances, run)
+    write_report(records, profile or to.name, staging, tolerances, run)
     published = []
     for name in REPORT_FILES + tuple(n for n in OPTIONAL_REPORT_FILES
                                      if (staging / n).is_file()):
@@ -115,3 +124,35 @@ def _publish(source: Path, to: Path, stamp: Path | None, profile: str,
         write_json(stamp, {"published_to": str(to), "files": {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in published}})
     return published
+
+
+def _matches(record: dict[str, Any], model: str, cell: dict[str, Any]) -> bool:
+    mine = {"device": "cpu", "shape": "", "batch": 1, **record["cell"]}
+    return mine["model"] == model and all(str(mine[k]) == str(v) for k, v in cell.items()
+                                          if v is not None)
+
+
+def remove(to: Path, model: str, gates: dict[str, dict[str, float]] | None = None,
+           **cell: Any) -> tuple[int, list[Path]]:
+    """Retire `model` (or those of its cells that match `cell`: shape, backend, device,
+    precision, batch) from the docs published in `to`: its records go, and the docs are
+    rendered again from the rest, with the gates (`gates` for docs that did not record theirs)
+    and run they were published with, so that every other row stays as it was.
+    (records removed, files written)"""
+    source = to / RECORDS
+    if not source.is_file():
+        raise UserError(f"{source} missing: nothing is published in {to}; give a profile's "
+                        "docs folder (reports/<profile>/)")
+    with directory_lock(to.parent):
+        records = stamp_flags(read_records_file(source))
+        keep = [r for r in records if not _matches(r, model, cell)]
+        if len(keep) == len(records):
+            models = sorted({r["cell"]["model"] for r in records})
+            chosen = ", ".join(f"{k} {v}" for k, v in cell.items() if v is not None)
+            raise UserError(f"no published record of {model}{' ' + chosen if chosen else ''} "
+                            f"in {to}; its models: {', '.join(models)}")
+        env_file = to / "environment.json"
+        env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+        return len(records) - len(keep), _render(keep, to, None, to.name,
+                                                 env.get("gates", gates),
+                                                 env.get("run", "local"))

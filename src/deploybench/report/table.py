@@ -40,7 +40,10 @@ MEASURE_EXTRA = ["latency_ms_median_ci95_low", "latency_ms_median_ci95_high", "f
                  "ci_rel_halfwidth", "reference_ms", "reference_ms_min", "reference_ms_max",
                  "other_cores_max",
                  "steal_cores_max", "busy", "unstable"]
-COLUMNS = [*KEY, "input", "status", "reason", "measured_at", "git_commit", "run", "remeasure",
+# measured_at, git_commit, run: the latency's (measure) where the row has one; the accuracy's
+# evaluate_*: a publish keeps each step's newest good result, so the two can differ.
+ORIGIN = ["measured_at", "git_commit", "run", "evaluated_at", "evaluate_commit", "evaluate_run"]
+COLUMNS = [*KEY, "input", "status", "reason", *ORIGIN, "remeasure",
            "checkpoint_sha256", "artifact_sha256",
            *(f"latency_ms_{s}" for s in LATENCY), "latency_cov",
            "fps", "latency_samples", *MEASURE_EXTRA, "eval_images", "split_images",
@@ -73,17 +76,18 @@ def _train_cell_from_path(path: str) -> dict[str, Any]:
 
 def _logs_of(path: str) -> str:
     """Where the logs of a missing result's step are: results/<profile>/<run>/<step>/<model>/
-    ... has its logs in logs/<profile>/<step>/<model>/."""
+    ... has its logs in logs/<profile>/<run>/<step>/<model>/."""
     parts = Path(path).parts
     at = len(parts) - 1 - parts[::-1].index(step_of(path))
-    profile = parts[at - 2] if at >= 3 and parts[at - 3] == "results" else ""
-    return str(Path("logs", profile, parts[at], parts[at + 1])) + "/"
+    run = parts[at - 3: at] if at >= 3 and parts[at - 3] == "results" else ()
+    return str(Path("logs", *run[1:], parts[at], parts[at + 1])) + "/"
 
 
 def read_records(paths: list[str]) -> list[dict[str, Any]]:
     """The records at `paths`, in order. A cell's result that is missing (the step never ran, or
     a step before it failed) becomes a failed record marked `missing`, its cell read from the
-    path; a missing export or build shows through the cells that needed it."""
+    path and its reason the failed export's or build's own, so that publishing keeps it; a
+    missing export or build shows through the cells that needed it."""
     records = []
     for path in paths:
         result = load_result(path)
@@ -94,7 +98,32 @@ def read_records(paths: list[str]) -> list[dict[str, Any]]:
             records.append({"step": step_of(path), "cell": cell,
                             "status": "failed", "reason": "", "missing": True, "settings": {},
                             "logs": _logs_of(path)})
+    upstream = _upstream_failures(records)
+    for r in records:
+        if r.get("missing") and not r["reason"]:
+            r["reason"] = _why_missing(r, upstream)
     return records
+
+
+def _upstream_failures(records: list[dict[str, Any]]) -> dict[tuple, str]:
+    """(model, shape) of a failed export, (model, shape, backend, device, precision) of a
+    failed build -> why it failed."""
+    upstream = {}
+    for r in records:
+        if r["step"] in ("export", "build") and r["status"] == "failed":
+            c = {"device": "cpu", "shape": "", **r["cell"]}
+            key = ((c["model"], c["shape"]) if r["step"] == "export" else
+                   (c["model"], c["shape"], c["backend"], c["device"], c["precision"]))
+            upstream[key] = f"{r['step']} failed: {r['reason']}"
+    return upstream
+
+
+def _why_missing(record: dict[str, Any], upstream: dict[tuple, str]) -> str:
+    c = {"device": "cpu", "shape": "", **record["cell"]}
+    why = upstream.get((c["model"], c["shape"], c["backend"], c["device"], c["precision"])) \
+        or upstream.get((c["model"], c["shape"]),
+                        f"it or a step before it failed; see {record['logs']} and logs/fetch/")
+    return f"no result ({why})"
 
 
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
@@ -118,18 +147,10 @@ def load_results(paths: list[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per cell. A missing result is a row that says why."""
     rows: dict[tuple, dict[str, Any]] = {}
-    upstream: dict[Any, str] = {}  # (model, shape) (export) or build key -> why it failed
+    upstream = _upstream_failures(records)  # for records published before reasons were kept
     for result in records:
         step = result["step"]
-        if step == "train":  # rows of their own (report/train_table.py)
-            continue
-        if step in ("export", "build"):
-            if result["status"] == "failed":
-                c = result["cell"]
-                key = ((c["model"], c.get("shape", "")) if step == "export" else
-                       (c["model"], c.get("shape", ""), c["backend"], c.get("device", "cpu"),
-                        c["precision"]))
-                upstream[key] = f"{step} failed: {result['reason']}"
+        if step in ("train", "export", "build"):  # training: rows of its own (train_table.py)
             continue
         cell = {"device": "cpu", "shape": "", **result["cell"]}
         cell["resolution"] = cell.pop("shape")
@@ -137,17 +158,15 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
         row = rows.setdefault(key, {**{k: cell[k] for k in KEY}, "status": "ok", "reason": ""})
         row["task"] = row["task"] or cell["task"]
         if result.get("missing"):
-            why = upstream.get((cell["model"], cell["resolution"], cell["backend"],
-                                cell["device"], cell["precision"])) or upstream.get(
-                (cell["model"], cell["resolution"]), f"it or a step before it failed; see "
-                f"{result['logs']} and logs/fetch/")
-            mark(row, "failed", step, f"no result ({why})")
+            mark(row, "failed", step, result["reason"] or _why_missing(result, upstream))
             continue
         provenance_columns(row, result)
         if result["status"] != "ok":
             mark(row, result["status"], step, result["reason"])
         elif step == "measure":
             row.setdefault("_repeats", []).append(result)
+            if "flags" in result:
+                row["_flags"] = result["flags"]
         elif step == "evaluate":
             row["eval_images"] = result["num_images"]
             row["split_images"] = result.get("split_images")
@@ -165,9 +184,37 @@ def frame_of(records: list[dict[str, Any]]) -> pd.DataFrame:
         if row.get("_repeats") and row["status"] == "ok":
             row.update(_pooled(row["_repeats"], row["batch"]))
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS)
-    frame["busy"] = _busy(frame)
-    frame["unstable"] = _unstable(frame)
+    # A measurement's flags are its run's verdict, stored with it (stamp_flags): a later
+    # publish, whose merged rows have another median, never recomputes them.
+    stored = [row.get("_flags") for row in rows.values()]
+    for flag, computed in (("busy", _busy(frame)), ("unstable", _unstable(frame))):
+        frame[flag] = pd.Series([_plain(computed.iloc[i]) if f is None else f[flag]
+                                 for i, f in enumerate(stored)], dtype=object)
     return frame
+
+
+def stamp_flags(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`records` with each good measure result carrying its row's busy and unstable flags, as
+    judged within its own records (a run's, or the published ones before a merge); a result
+    that carries flags keeps them."""
+    frame = frame_of(records)
+    flags = {_row_key(r): {"busy": _plain(r.busy), "unstable": _plain(r.unstable)}
+             for r in frame.itertuples()}
+    return [{**r, "flags": flags[_row_key(r["cell"])]}
+            if r["step"] == "measure" and r["status"] == "ok" and "flags" not in r
+            and not r.get("missing") else r for r in records]
+
+
+def _row_key(cell: Any) -> tuple:
+    """A table row's identity, from a record's cell or from a frame row."""
+    if isinstance(cell, dict):
+        c = {"device": "cpu", "shape": "", **cell}
+        return (c["model"], c["shape"], c["backend"], c["device"], c["precision"], c["batch"])
+    return (cell.model, cell.resolution, cell.backend, cell.device, cell.precision, cell.batch)
+
+
+def _plain(value: Any) -> bool | None:
+    return None if value is None or pd.isna(value) else bool(value)
 
 
 UNSTABLE = 0.05  # a median not known to +-5 % cannot be told from one 10 % away
@@ -203,17 +250,21 @@ def _busy(frame: pd.DataFrame) -> pd.Series:
 
 
 def provenance_columns(row: dict[str, Any], result: dict[str, Any]) -> None:
-    """When, by which commit and in which run the cell's newest result was made; and a failed
-    re-measurement whose last good numbers the published docs kept (report/publish.py)."""
+    """When, by which commit and in which run the row's numbers were made: the latency's
+    (measure's) as the row's own, or the newest result's where it has no measure result; the
+    accuracy's (evaluate's) beside it. And a failed re-measurement whose last good numbers the
+    published docs kept (report/publish.py)."""
     prov = result.get("provenance") or {}
-    created = prov.get("created", "")
-    # The newest result names the row; at the same second the latency's (measure) wins.
-    newest = (created, result["step"] == "measure")
-    if newest >= row.get("_newest", ("", False)):
-        row["_newest"] = newest
+    created, commit = prov.get("created", ""), prov.get("git_commit", "")
+    run = result.get("run", "")
+    if result["step"] == "evaluate":
+        row.update(evaluated_at=created, evaluate_commit=commit, evaluate_run=run)
+    rank = (result["step"] == "measure", created)
+    if rank >= row.get("_origin", (False, "")):
+        row["_origin"] = rank
         used = prov.get("files_sha256") or {}
-        row.update(measured_at=created, git_commit=prov.get("git_commit", ""),
-                   run=result.get("run", ""), checkpoint_sha256=used.get("checkpoint"),
+        row.update(measured_at=created, git_commit=commit, run=run,
+                   checkpoint_sha256=used.get("checkpoint"),
                    artifact_sha256=used.get("artifact"))
     if result.get("remeasured"):
         again = result["remeasured"]

@@ -53,8 +53,8 @@ def train_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                "status": "ok", "reason": "", "workload": "train",
                "config": (result.get("settings") or {}).get("config")}
         if result.get("missing"):
-            mark(row, "failed", "train", "no result (it or a step before it failed; see "
-                 f"{result['logs']} and logs/fetch/)")
+            mark(row, "failed", "train", result["reason"] or "no result (it or a step "
+                 f"before it failed; see {result['logs']} and logs/fetch/)")
         else:
             provenance_columns(row, result)
             if result["status"] != "ok":

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from deploybench.metrics import METRICS
-from deploybench.report.markdown import md, num
+from deploybench.report.markdown import md, num, origin
 
 TITLE = "Model zoo: training and inference"
 
@@ -44,7 +44,9 @@ INTRO = (
     "forward and post-processing alone (its benchmark starts the clock after the data loader "
     "and the data preprocessor); each table also gives the other definition. The metric is "
     "PyTorch fp32's on this run's test split, on the zoo pages' scale (AP in %), and "
-    "*published* the zoo's own. How training is timed: docs/methodology.md, *Training*.\n")
+    "*published* the zoo's own. *trained*: when, by which commit and in which run the "
+    "training was timed, and the inference columns' run where it differs. How training is "
+    "timed: docs/methodology.md, *Training*.\n")
 
 
 def _scaled(value: Any, metric: str) -> str:
@@ -117,8 +119,18 @@ def _line(model: str, t: Any, inf: Any, table: dict[str, Any]) -> dict[str, str]
     line["published"] = ", ".join(f"{HEADERS[m]} {_scaled(v, m)}" for m in table["metrics"]
                                   if pd.notna(v := getattr(inf, f"published_{m}", None)))
     line["Config"] = config
+    line["trained"] = _trained(t, inf)
     return line
 
+
+def _trained(t: Any, inf: Any) -> str:
+    """When, by which commit and in which run the training row was measured, and the runs of
+    its inference columns where they differ (a publish keeps each step's newest result)."""
+    where = origin(t.measured_at, t.git_commit, t.run) if t is not None else ""
+    others = sorted({r for r in (getattr(inf, "run", None), getattr(inf, "evaluate_run", None))
+                     if isinstance(r, str) and r and (t is None or r != t.run)})
+    return where + ("; " if where and others else "") + (
+        f"inference from run {', '.join(others)}" if others else "")
 
 
 def _skipped(train: pd.DataFrame) -> list[str]:
