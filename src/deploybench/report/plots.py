@@ -4,6 +4,10 @@ Text stays text (small, diffable files), and nothing in a file depends on when o
 drawn: no date, no matplotlib version, ids from a fixed salt; so the same results give the
 same bytes. Each backend has one colour and marker in every figure of every profile; the
 precision is the marker's fill (fp32 full, fp16 half, int8 hollow).
+
+Every figure is one column of panels, WIDTH wide: on a phone (GitHub's page is 358 px wide in
+a 390 px window) it shows at its own size, and its smallest text (7.5 pt) reads at 10 px; on
+a laptop it is not stretched.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ STAGE_COLOURS = {"decode": "#c7c7c7", "preprocess": "#9edae5", "to_device": "#db
                  "roi_bbox": "#d62728", "roi_mask": "#e377c2", "mask_post": "#f7b6d2",
                  "postprocess": "#ff7f0e"}
 RC = {"svg.hashsalt": "deploybench", "svg.fonttype": "none", "font.family": "DejaVu Sans",
-      "font.size": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True}
+      "font.size": 8, "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "legend.fontsize": 7.5,
+      "axes.titlesize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True}
+WIDTH = 3.75  # inches: 360 px, a phone's page width
+LEGEND_COLUMNS = 3
 # Always drawn (empty figures say why); throughput only where a batch > 1 was measured.
 FIGURES = ("latency-accuracy.svg", "stages.svg", "latency-distribution.svg")
 THROUGHPUT = "throughput.svg"
@@ -56,27 +63,25 @@ def _ordered(backends: Any) -> list[str]:
     return sorted(set(backends), key=lambda b: (order_index(names(), b), b))
 
 
-def _grid(count: int, width: float = 7.5, height: float = 3.0) -> tuple[Any, list[Any]]:
+def _grid(count: int, height: float = 2.6) -> tuple[Any, list[Any]]:
+    """One panel per row."""
     import matplotlib.pyplot as plt
 
-    cols = min(2, max(1, count))
-    rows = max(1, math.ceil(count / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[count:]:
-        ax.set_visible(False)
-    return fig, flat[:count]
+    fig, axes = plt.subplots(count, 1, figsize=(WIDTH, height * count), squeeze=False)
+    return fig, list(axes[:, 0])
 
 
-def _legend(fig: Any, backends: list[str], precisions: list[str]) -> None:
+def _legend(fig: Any, backends: list[str], precisions: list[str]) -> int:
+    """The figure's legend at its foot; the rows it takes."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=_style(b)[0], marker=_style(b)[1], linestyle="", label=b)
                for b in backends]
     handles += [Line2D([], [], color="#555555", marker="o", fillstyle=FILL.get(p, "full"),
                        linestyle="", label=p) for p in precisions]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), LEGEND_COLUMNS),
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    return math.ceil(len(handles) / LEGEND_COLUMNS)
 
 
 def _save(fig: Any, path: Path, legend_rows: int = 1) -> None:
@@ -92,9 +97,9 @@ def _save(fig: Any, path: Path, legend_rows: int = 1) -> None:
 def _empty(path: Path, why: str) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 1.2))
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.2))
     ax.axis("off")
-    ax.text(0.5, 0.5, why, ha="center", va="center")
+    ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
     _save(fig, path, 0)
 
 
@@ -142,8 +147,7 @@ def latency_accuracy(frame: pd.DataFrame, path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("network latency, median ms (log scale)")
         ax.set_ylabel(METRICS[metric].label)
-    _legend(fig, _ordered(ok.backend), sorted(set(ok.precision)))
-    _save(fig, path)
+    _save(fig, path, _legend(fig, _ordered(ok.backend), sorted(set(ok.precision))))
 
 
 def stage_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -168,7 +172,7 @@ def stage_bars(records: list[dict[str, Any]], path: Path) -> None:
         for name, stages in r["stages"].items():
             if not isinstance(stages, dict) or "stages_ms" not in stages:
                 continue
-            label = f"{c['backend']} {c['precision']} ({c.get('device', 'cpu')}), {name}"
+            label = f"{c['backend']} {c['precision']} ({c.get('device', 'cpu')})\n{name}"
             medians = {s: v["median"] for s, v in stages["stages_ms"].items()}
             by_model.setdefault(f"{c['model']} {c.get('shape', '')}", []).append((label, medians))
     if not by_model:
@@ -177,7 +181,7 @@ def stage_bars(records: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = sum(len(bars) for bars in by_model.values())
-    fig, axes = plt.subplots(len(by_model), 1, figsize=(7.5, 0.9 + 0.22 * rows + 0.5 *
+    fig, axes = plt.subplots(len(by_model), 1, figsize=(WIDTH, 1.2 + 0.34 * rows + 0.6 *
                                                         len(by_model)), squeeze=False,
                              gridspec_kw={"height_ratios": [len(b) for b in by_model.values()]})
     used: list[str] = []
@@ -194,12 +198,11 @@ def stage_bars(records: list[dict[str, Any]], path: Path) -> None:
         ax.invert_yaxis()
         ax.set_title(model)
         ax.set_xlabel("median ms per image, stage by stage")
-        ax.tick_params(axis="y", labelsize=6.5)
     from matplotlib.patches import Patch
 
     fig.legend(handles=[Patch(color=STAGE_COLOURS[s], label=s) for s in used],
-               loc="lower center", ncol=min(len(used), 5), frameon=False)
-    _save(fig, path, 2)
+               loc="lower center", ncol=min(len(used), LEGEND_COLUMNS), frameon=False)
+    _save(fig, path, math.ceil(len(used) / LEGEND_COLUMNS))
 
 
 def latency_distribution(records: list[dict[str, Any]], path: Path) -> None:
@@ -218,7 +221,7 @@ def latency_distribution(records: list[dict[str, Any]], path: Path) -> None:
     if not cells:
         _empty(path, "No latency samples.")
         return
-    fig, axes = _grid(len(cells), height=2.6)
+    fig, axes = _grid(len(cells), height=1.3 + 0.3 * max(len(g) for g in cells.values()))
     for ax, (model, group) in zip(axes, cells.items(), strict=True):
         keys = list(group)
         parts = ax.boxplot([group[k] for k in keys], orientation="horizontal",
@@ -231,10 +234,9 @@ def latency_distribution(records: list[dict[str, Any]], path: Path) -> None:
         ax.invert_yaxis()
         ax.set_title(model)
         ax.set_xlabel("network latency per call, ms (log scale)")
-        ax.tick_params(axis="y", labelsize=6.5)
-    fig.text(0.5, 0.01, "box: quartiles, line: median; whiskers: 5th to 95th percentile",
+    fig.text(0.5, 0.01, "box: quartiles, line: median;\nwhiskers: 5th to 95th percentile",
              ha="center")
-    _save(fig, path)
+    _save(fig, path, 2)
 
 
 def throughput(frame: pd.DataFrame, path: Path) -> bool:
@@ -265,8 +267,7 @@ def throughput(frame: pd.DataFrame, path: Path) -> bool:
         ax.set_title(title)
         ax.set_xlabel("batch size")
         ax.set_ylabel("images / s")
-    _legend(fig, _ordered(ok.backend), sorted(set(ok.precision)))
-    _save(fig, path)
+    _save(fig, path, _legend(fig, _ordered(ok.backend), sorted(set(ok.precision))))
     return True
 
 
