@@ -35,5 +35,9 @@ if ! command -v dockerd > /dev/null || ! command -v debootstrap > /dev/null \
   fi
 fi
 "${pip[@]}" --no-deps -e .
+# Snakemake reads --configfile overlays before the Snakefile: this makes its YAML error name the
+# file and line (src/deploybench/snakemake_config.py).
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "import deploybench.snakemake_config" > "$site/deploybench-snakemake-config.pth"
 .venv/bin/python -c "import mmcv.ops, mmdet, mmseg, onnxruntime, torch; print('stack ok:', torch.__version__, mmcv.__version__)"
 echo "$want" > "$stamp"

@@ -219,6 +219,21 @@ def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path: Path) -> None:
     assert not (tmp_path / "work" / "resources").exists()
 
 
+def test_an_overlay_s_yaml_error_names_its_file_and_line(tmp_path: Path) -> None:
+    """Snakemake reads --configfile before the Snakefile, and says only "not valid JSON or
+    YAML": the project's reader (installed by envs/setup.sh) names the place."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("measure:\n  threads: 2\nmatrix:\n  backends: [pytorch, onnxruntime\n"
+                       "  devices: [cpu]\n")
+    snakemake = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run([str(snakemake), "--cores", "1", "-n", "--configfile", str(overlay),
+                           "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode != 0
+    said = proc.stdout + proc.stderr
+    assert f"Config file {overlay}, line 5, column 10: not valid YAML" in said, said[-2000:]
+
+
 def test_cells_this_machine_cannot_run_are_one_job(config: dict) -> None:
     import torch
 

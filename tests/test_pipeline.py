@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -137,10 +139,10 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert "produced input shape [1, 3, 160, 160]" in md
     assert "export failed" in md
     # Its measure group needs the export that failed: it never ran; the export's log says why.
-    assert (work / "logs" / "ci" / "export" / "bad_shape" / "128x128.log").is_file()
-    assert not (work / "logs" / "ci" / "measure" / "bad_shape").exists()
+    assert (work / "logs" / "ci" / "local" / "export" / "bad_shape" / "128x128.log").is_file()
+    assert not (work / "logs" / "ci" / "local" / "measure" / "bad_shape").exists()
     # Every step was forked from the server, which stopped with the run.
-    served = (work / "logs" / "forkserver.log").read_text()
+    served = (work / "logs" / "ci" / "local" / "forkserver.log").read_text()
     assert re.search(r"\d+: deploybench measure ", served) and "stop requested" in served
 
     # Without the broken model the run succeeds; only the report is rebuilt. The published
@@ -176,6 +178,19 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     planned = run.stdout + run.stderr
     assert run.returncode == 0 and re.search(r"measure_cpu +4\b", planned), planned[-3000:]
 
+    # An artifact damaged since its export (truncated in place, its time unchanged) is moved
+    # aside: a cell that runs it again has it exported again first.
+    onnx = work / "results" / "ci" / "local" / "export" / "fast_scnn_shapes" / "192x192.onnx"
+    stat = onnx.stat()
+    onnx.write_bytes(onnx.read_bytes()[: stat.st_size // 2])
+    os.utime(onnx, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    evaluation = "results/ci/local/evaluate/fast_scnn_shapes/192x192/cpu/onnxruntime-fp32-b1.json"
+    run = snakemake(work, reduced_config(good_models), "-n", "--forcerun", evaluation)
+    planned = run.stdout + run.stderr
+    assert run.returncode == 0 and f"{onnx.relative_to(work)} differs from the sha256" in \
+        planned and re.search(r"export_onnx +1\b", planned), planned[-3000:]
+    assert onnx.with_name("192x192.onnx.damaged").is_file() and not onnx.exists()
+
     # A subset config (one model, one backend) rewrites the docs without losing a row.
     subset = reduced_config(["fast_scnn_shapes"])
     subset["matrix"]["backends"] = ["onnxruntime"]
@@ -197,8 +212,13 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     broken["matrix"]["backends"] = ["pytorch", "onnxruntime"]
     run = snakemake(work, broken, "--until", "export_onnx")
     assert run.returncode == 0, run.stderr[-3000:]
-    (work / "results" / "ci" / "broken" / "export" / "fast_scnn_shapes" / "192x192.onnx"
-     ).write_bytes(b"not an onnx model")
+    # The exporter made a broken model: the file and its export's record agree on it.
+    export = work / "results" / "ci" / "broken" / "export" / "fast_scnn_shapes"
+    (export / "192x192.onnx").write_bytes(b"not an onnx model")
+    record = json.loads((export / "192x192.json").read_text())
+    record["provenance"]["files_sha256"]["artifact"] = hashlib.sha256(
+        b"not an onnx model").hexdigest()
+    (export / "192x192.json").write_text(json.dumps(record))
     run = snakemake(work, broken, "--keep-going")
     assert run.returncode != 0
     last = pd.read_csv(work / "reports" / "ci" / "results.csv")
@@ -212,7 +232,11 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # keeps its last good latency with why beside it (its accuracy is the new run's).
     pt = last[(last.model == "fast_scnn_shapes") & (last.backend == "pytorch")
               & (last.device == "cpu")].iloc[0]
-    assert "failed on" in pt.remeasure and "the step never ran" in pt.remeasure
+    assert "failed on" in pt.remeasure and "no result (it or a step before it failed; see " \
+        "logs/ci/broken/measure/fast_scnn_shapes/" in pt.remeasure
+    # Each run keeps its logs: the first run's fork server log is still there.
+    assert (work / "logs" / "ci" / "broken" / "forkserver.log").is_file()
+    assert (work / "logs" / "ci" / "local" / "forkserver.log").read_text().startswith(served)
     md = re.sub(r" +", " ", (work / "reports" / "ci" / "benchmark.md").read_text())
     assert "last good numbers kept | re-measurement failed on" in md
 

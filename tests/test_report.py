@@ -371,4 +371,4 @@ def test_a_missing_result_names_its_profile_s_logs(tmp_path: Path) -> None:
     path = tmp_path / "results" / "h100" / "local" / "measure" / "det" / "160x160" / "cuda" / \
         "tensorrt-int8-b1-r1.json"
     [missing] = read_records([str(path)])
-    assert missing["missing"] and missing["logs"] == "logs/h100/measure/det/"
+    assert missing["missing"] and missing["logs"] == "logs/h100/local/measure/det/"

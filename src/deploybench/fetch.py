@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploybench.artifact_integrity import file_sha256
 from deploybench.atomic import atomic_path
 from deploybench.errors import UserError
-from deploybench.provenance import file_sha256
 
 CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 8 << 20

@@ -272,7 +272,10 @@ def start_for_jobs(log: Path, ready_seconds: float = 120.0) -> Path | None:
     # A short directory of its own: a socket path has a 107-byte limit.
     path = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX)) / "fork.sock"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open(log, "ab") as out:  # appended: each Snakemake of the run adds its own part
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        out.write(f"== {started}: fork server for Snakemake pid {os.getpid()}\n".encode())
+        out.flush()
         server = subprocess.Popen(
             [sys.executable, "-m", "deploybench", "forkserver", "serve", "--socket", str(path),
              "--parent-pid", str(os.getpid())],

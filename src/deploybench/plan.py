@@ -162,6 +162,10 @@ class Plan:
         """This run's results: a new `run` key measures everything again."""
         return f"{self.profile_dir()}/{self.run}"
 
+    def logs_dir(self) -> str:
+        """This run's step logs: a later run under another key keeps this one's."""
+        return f"logs/{self.profile}/{self.run}"
+
     def settings(self, section: str) -> str:
         """The config's `section` as its steps read it (`deploybench.settings`)."""
         return f"{self.results_dir()}/settings/{section}.json"
@@ -276,6 +280,12 @@ class Plan:
         """The DAG's final target. It lives with the run's results, not in the committed docs:
         a checkout that has the docs but not the results still runs every cell."""
         return f"{self.results_dir()}/published.json"
+
+    def artifact_records(self) -> list[tuple[Path, Path]]:
+        """(artifact, the result of the step that made it) of every export and build."""
+        return ([(Path(self.onnx(m, s)), Path(self.export_result(m, s)))
+                 for m, s in self.exported()]
+                + [(Path(self.built(*b)), Path(self.build_result(*b))) for b in self.builds()])
 
     def all_results(self) -> list[str]:
         """Every result file the report merges, in a stable order."""

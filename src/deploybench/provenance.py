@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from deploybench.artifact_integrity import file_sha256
+
 # What every result records the version of: these, and each backend's `packages`.
 PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "onnx", "numpy",
             "opencv-python", "snakemake")
@@ -157,14 +159,6 @@ def runtime() -> dict[str, str]:
     if not os.environ.get(IMAGE_ENV["image"]):
         return {"kind": "local"}
     return {"kind": "docker", **{k: os.environ.get(v, "") for k, v in IMAGE_ENV.items()}}
-
-
-def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def provenance(settings: dict[str, Any], files: list[Path | str] = (),

@@ -8,7 +8,7 @@ rule build:
         result=f"{PLAN.results_dir()}/build/{{model}}/{{shape}}/{{artifact}}.json",
     log:
         # Kept: TensorRT's warnings, for one, say which layers fell back and why.
-        "logs/{profile}/build/{model}/{shape}/{artifact}.log",
+        f"{PLAN.logs_dir()}/build/{{model}}/{{shape}}/{{artifact}}.log",
     wildcard_constraints:
         shape=SHAPE,
         artifact="|".join(map(re.escape, BUILDS)),

@@ -12,6 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from deploybench import unavailable
+from deploybench.artifact_integrity import CACHE as VERIFIED_ARTIFACTS, heal
 from deploybench.backends import runs_file
 from deploybench.backends.base import REQUIRE_GPU_ENV
 from deploybench.backends.registry import by_artifact
@@ -105,6 +106,13 @@ if not workflow.remote_exec:
     # Not in a cluster job's Snakemake: on a node of its own it sees no Snakemake working in
     # the shared directory, and would take the running one's lock for stale.
     clear_stale_locks()
+    # An artifact changed in place since its step made it is moved aside (Snakemake's own
+    # triggers see times, not content): a step that needs it has it made again first.
+    for p in PLANS.values():
+        for _, line in heal(
+            p.artifact_records(), Path(p.results_dir(), VERIFIED_ARTIFACTS)
+        ):
+            print(f"deploybench: {line}", file=sys.stderr)
 # Rules call the `deploybench` installed beside the Python that runs this Snakemake.
 os.environ["PATH"] = (
     f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
@@ -314,7 +322,10 @@ onstart:
     # Local jobs fork from one process that has imported torch and the codebases
     # (docs/methodology.md, "Run time"); containers and cluster nodes import their own.
     if config["fork_server"] and STEPS_HERE:
-        start_for_jobs(Path("logs/forkserver.log"))
+        # One server for the run's profiles: its log is in the first one's run logs.
+        start_for_jobs(
+            Path(next(iter(PLANS.values())).logs_dir(), "forkserver.log")
+        )
 
 
 onsuccess:

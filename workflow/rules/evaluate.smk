@@ -4,7 +4,7 @@ rule reference_outputs:
     output:
         PLAN.reference("{model}", "{shape}"),
     log:
-        "logs/{profile}/reference/{model}/{shape}.log",
+        f"{PLAN.logs_dir()}/reference/{{model}}/{{shape}}.log",
     wildcard_constraints:
         shape=SHAPE,
     threads: 1
@@ -27,7 +27,7 @@ rule evaluate:
         # the metric per image, for the report's bootstrap of the drop vs PyTorch fp32
         images=f"{PLAN.results_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.images.npz",
     log:
-        "logs/{profile}/evaluate/{model}/{shape}/{device}/{backend}-{precision}-b{batch}.log",
+        f"{PLAN.logs_dir()}/evaluate/{{model}}/{{shape}}/{{device}}/{{backend}}-{{precision}}-b{{batch}}.log",
     wildcard_constraints:
         shape=SHAPE,
         device="cpu|cuda",

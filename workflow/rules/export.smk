@@ -6,7 +6,7 @@ rule export_onnx:
         saved_input=PLAN.saved_input("{model}", "{shape}"),
         result=PLAN.export_result("{model}", "{shape}"),
     log:
-        "logs/{profile}/export/{model}/{shape}.log",
+        f"{PLAN.logs_dir()}/export/{{model}}/{{shape}}.log",
     wildcard_constraints:
         shape=SHAPE,
     resources:

@@ -17,7 +17,7 @@ for DEVICE in MEASURE_DEVICES:
                 for b, p in PLAN.group_combos(DEVICE)
             ],
         log:
-            f"logs/{{profile}}/measure/{{model}}/{{shape}}/{DEVICE}/b{{batch}}.log",
+            f"{PLAN.logs_dir()}/measure/{{model}}/{{shape}}/{DEVICE}/b{{batch}}.log",
         wildcard_constraints:
             shape=SHAPE,
             batch="[0-9]+",

@@ -5,7 +5,7 @@ rule report:
     output:
         [marked(path) for path in PLAN.run_report_files()],
     log:
-        "logs/{profile}/report.log",
+        f"{PLAN.logs_dir()}/report.log",
     params:
         command=lambda w: report_command(plan(w)),
     shell:
@@ -20,7 +20,7 @@ rule publish:
     output:
         PLAN.published_stamp(),
     log:
-        "logs/{profile}/publish.log",
+        f"{PLAN.logs_dir()}/publish.log",
     params:
         command=lambda w: publish_command(plan(w), plan(w).published_stamp()),
     shell:

@@ -4,7 +4,7 @@ rule step_settings:
     output:
         f"{PLAN.results_dir()}/settings/{{section}}.json",
     log:
-        "logs/{profile}/settings/{section}.log",
+        f"{PLAN.logs_dir()}/settings/{{section}}.log",
     wildcard_constraints:
         section="measure|build|train",
     params:

@@ -7,7 +7,7 @@ rule train:
     output:
         f"{PLAN.results_dir()}/train/{{model}}/{{device}}/{{precision}}.json",
     log:
-        "logs/{profile}/train/{model}/{device}/{precision}.log",
+        f"{PLAN.logs_dir()}/train/{{model}}/{{device}}/{{precision}}.log",
     wildcard_constraints:
         device="cpu|cuda",
         precision="fp32|amp",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from deploybench.artifact_integrity import check
 from deploybench.backends.placeholder import skipped_build
 from deploybench.errors import UserError
 
@@ -134,6 +135,7 @@ class Backend(ABC):
         if self.spec.runs != "checkpoint":
             artifact = onnx_artifact(artifact)
             skipped_build(artifact)
+            check(artifact)  # the file its export or build made, not one changed since
         return self._load(adapter, artifact, precision, device, threads)
 
     @abstractmethod

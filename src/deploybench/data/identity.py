@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deploybench.provenance import file_sha256
+from deploybench.artifact_integrity import file_sha256
 
 
 def dataset_identity(dataset: Any) -> dict[str, Any]:
