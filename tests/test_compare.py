@@ -192,8 +192,8 @@ def test_changed_settings_are_stated_and_not_judged(tmp_path: Path) -> None:
     """measure.threads 1 against 2: the header says so before any verdict, and no cell is
     called regressed unless asked; the busy cells of each side are counted there too."""
     settings = {"threads": 2, "min_seconds": 30.0, "max_seconds": 45.0, "precision": 0.03}
-    old_env = {**ENV, "measure_settings": [settings]}
-    new_env = {**ENV, "measure_settings": [{**settings, "threads": 1}]}
+    old_env = {**ENV, "measure_settings": {"local": settings}}
+    new_env = {**ENV, "measure_settings": {"local": {**settings, "threads": 1}}}
     base, new = _runs(tmp_path, 1.7, (2.0, 2.05), new_env)
     (base / "environment.json").write_text(json.dumps(old_env))
     for side, busy in ((base, [True, False, True]), (new, [False, False, False])):
@@ -205,7 +205,8 @@ def test_changed_settings_are_stated_and_not_judged(tmp_path: Path) -> None:
     assert set(result.cells.verdict) == {"not compared (settings changed)"}
     assert result.regressions == 0
     body = render(result, 0.10).split("\n")
-    assert body[2].startswith("**The measurement settings changed** (p: measure.threads 2 -> 1)")
+    assert body[2].startswith("**The measurement settings changed** (p: measure.threads 2 -> 1) "
+                              "for 3 cells.")
     assert body[3] == ("Cells measured on a busy machine or with an unstable median: p old: 2 of "
                        "3 cells busy, 0 unstable; p new: 0 of 3 cells busy, 0 unstable.")
     judged = compare(base.parent, new.parent, 0.10, default_gates(), across_settings=True)

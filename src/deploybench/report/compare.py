@@ -215,23 +215,26 @@ def _label(row: Any) -> str:
     return f"{row.model} {row.resolution} {row.backend} {row.precision}{device}{batch}"
 
 
-def _settings(env: dict[str, Any]) -> dict[str, str] | None:
-    """measure.<key> -> its value(s) over the side's runs; None where not recorded (docs
-    published before the settings were)."""
-    runs = env.get("measure_settings")
-    if runs is None:
-        return None
-    keys = sorted({k for s in runs for k in s})
-    return {f"measure.{k}": ", ".join(sorted({str(s.get(k)) for s in runs})) for k in keys}
+def _run_settings(env: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """run -> its measure settings; None where not recorded (docs published before they were)."""
+    return env.get("measure_settings")
 
 
-def _settings_changes(profile: str, old: dict[str, Any],
-                      new: dict[str, Any]) -> list[dict[str, str]]:
-    a, b = _settings(old), _settings(new)
+def _settings_moves(profile: str, old: Any, new: Any, old_env: dict[str, Any],
+                    new_env: dict[str, Any]) -> list[dict[str, str]]:
+    """The measure settings that differ between the runs that measured the two sides of a
+    cell (none where a side's run has no recorded settings)."""
+    def of(row: Any, env: dict[str, Any]) -> dict[str, Any] | None:
+        run = getattr(row, "run", None)
+        run = run if isinstance(run, str) and run else env.get("run")
+        return (_run_settings(env) or {}).get(run)
+
+    a, b = of(old, old_env), of(new, new_env)
     if a is None or b is None:
         return []
-    return [{"profile": profile, "what": k, "old": a.get(k, "(none)"), "new": b.get(k, "(none)")}
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [{"profile": profile, "what": f"measure.{k}", "old": str(a.get(k, "(none)")),
+             "new": str(b.get(k, "(none)"))} for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]
 
 
 def _flagged(profile: str, side: str, frame: pd.DataFrame) -> dict[str, Any]:
@@ -266,15 +269,16 @@ def compare(base: Path, new: Path, threshold: float, gates: dict[str, dict[str, 
         changed = [c for c in _environment_changes(profile, old_env, new_env)
                    if c["what"] in CONDITIONS] if old_env and new_env else []
         result.conditions += changed
-        settings = _settings_changes(profile, old_env, new_env)
-        result.settings += settings
-        if _settings(old_env) is None or _settings(new_env) is None:
+        if _run_settings(old_env) is None or _run_settings(new_env) is None:
             result.unrecorded.append(profile)
         result.flags += [_flagged(profile, "old", old_frame), _flagged(profile, "new", new_frame)]
         for key in [*old_rows, *(k for k in new_rows if k not in old_rows)]:
             o, n = old_rows.get(key), new_rows.get(key)
             verdict, change, basis = _latency_verdict(o, n, threshold, not changed)
-            if settings and not across_settings and verdict in JUDGED:
+            moves = _settings_moves(profile, o, n, old_env, new_env) \
+                if o is not None and n is not None else []
+            result.settings += [m for m in moves if m not in result.settings]
+            if moves and not across_settings and verdict in JUDGED:
                 verdict = SETTINGS_CHANGED
             rows.append({"profile": profile, "cell": _label(n if n is not None else o),
                          "old_ms": getattr(o, "latency_ms_median", None),
@@ -342,11 +346,12 @@ def _conditions(result: Comparison) -> list[str]:
     if result.settings:
         what = "; ".join(f"{c['profile']}: {c['what']} {c['old']} -> {c['new']}"
                          for c in result.settings)
-        lines.append(f"**The measurement settings changed** ({what}). " + (
-            "Verdicts are given anyway (`--across-settings`): read them with the settings."
-            if result.across_settings else
-            "No cell is called improved or regressed: the settings move every timed figure "
-            "(`--across-settings` judges anyway)."))
+        lines.append(f"**The measurement settings changed** ({what}) for "
+                     f"{result.count(SETTINGS_CHANGED) or 'some'} cells. " + (
+                         "Verdicts are given anyway (`--across-settings`): read them with the "
+                         "settings." if result.across_settings else
+                         "Those are not called improved or regressed: the settings move every "
+                         "timed figure (`--across-settings` judges them anyway)."))
     elif result.unrecorded:
         lines.append(f"Measurement settings: not recorded on one side or both for "
                      f"{', '.join(result.unrecorded)} (docs published before they were).")

@@ -34,10 +34,11 @@ def environment_summary(records: list[dict[str, Any]], run: str) -> dict[str, An
             "versions": prov["versions"], "hardware": prov["hardware"],
             "git_commits": sorted({r["provenance"]["git_commit"] for r in records}),
             "runtimes": [json.loads(r) for r in sorted(runtimes)],
-            # what `compare` needs to say two runs were timed alike: each run's measure settings
-            "measure_settings": [json.loads(s) for s in sorted({
-                json.dumps(r["settings"]["group_settings"], sort_keys=True) for r in records
-                if r["step"] == "measure" and "group_settings" in r.get("settings", {})})],
+            # what `compare` needs to say two cells were timed alike: each run's measure settings
+            "measure_settings": dict(sorted({
+                r.get("run", run): r["settings"]["group_settings"] for r in records
+                if r["step"] == "measure" and "group_settings" in r.get("settings", {})
+            }.items())),
             "created": [min(r["provenance"]["created"] for r in records),
                         max(r["provenance"]["created"] for r in records)]}
 
