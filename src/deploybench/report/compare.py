@@ -69,6 +69,7 @@ class Comparison:
     flags: list[dict[str, Any]] = field(default_factory=list)
     across_settings: bool = False  # verdicts given although settings differ
     unrecorded: list[str] = field(default_factory=list)  # profiles a side has no settings of
+    settings_cells: int = 0  # cells whose two sides were measured under other settings
 
     def count(self, verdict: str) -> int:
         return int((self.cells.verdict == verdict).sum()) if not self.cells.empty else 0
@@ -278,6 +279,7 @@ def compare(base: Path, new: Path, threshold: float, gates: dict[str, dict[str, 
             moves = _settings_moves(profile, o, n, old_env, new_env) \
                 if o is not None and n is not None else []
             result.settings += [m for m in moves if m not in result.settings]
+            result.settings_cells += bool(moves)
             if moves and not across_settings and verdict in JUDGED:
                 verdict = SETTINGS_CHANGED
             rows.append({"profile": profile, "cell": _label(n if n is not None else o),
@@ -347,7 +349,7 @@ def _conditions(result: Comparison) -> list[str]:
         what = "; ".join(f"{c['profile']}: {c['what']} {c['old']} -> {c['new']}"
                          for c in result.settings)
         lines.append(f"**The measurement settings changed** ({what}) for "
-                     f"{result.count(SETTINGS_CHANGED) or 'some'} cells. " + (
+                     f"{result.settings_cells} cells. " + (
                          "Verdicts are given anyway (`--across-settings`): read them with the "
                          "settings." if result.across_settings else
                          "Those are not called improved or regressed: the settings move every "
