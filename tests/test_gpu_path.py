@@ -4,6 +4,7 @@ the gpu image, by scripts/gpu-image-check.sh)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from deploybench.backends import skip_reason
 from deploybench.backends.onnxruntime import OrtRunner
 from deploybench.backends.tensorrt import batch_profiles, profile_for
 from deploybench.errors import UserError
-from deploybench.gpu_device import nvml_index
+from deploybench.gpu_device import nvml_index, pin_gpu_environment
 from deploybench.gpu_required import check_gpu_reachable
 
 
@@ -130,3 +131,16 @@ def test_snakemake_stops_before_any_job_when_the_required_gpu_is_missing(
     assert run.returncode != 0
     assert "this run requires a GPU (config require_gpu" in run.stderr + run.stdout
     assert not (tmp_path / "work" / "results").exists()
+
+
+def test_fp32_is_ieee_fp32_in_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ORT's TensorRT EP has no TF32 switch: only NVIDIA_TF32_OVERRIDE=0 keeps its fp32 from
+    being TF32. Every step sets it (and CUDA's PCI numbering) unless the user set a value."""
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    pin_gpu_environment()
+    assert os.environ["NVIDIA_TF32_OVERRIDE"] == "0"
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "1")
+    pin_gpu_environment()
+    assert os.environ["NVIDIA_TF32_OVERRIDE"] == "1"
