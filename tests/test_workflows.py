@@ -163,8 +163,8 @@ def run_job(job: dict[str, Any], context: dict[str, Any], workdir: Path, store: 
                 shutil.copytree(artifact, workdir / given["path"] / artifact.name)
         elif uses == "actions/create-github-app-token":
             # No GitHub App configured here: the step's condition skips it.
-            assert "vars.BENCHMARK_APP_CLIENT_ID" in step["if"]
-            assert not evaluate("vars.BENCHMARK_APP_CLIENT_ID", context)
+            assert "env.APP_CLIENT_ID" in step["if"]
+            assert not evaluate("secrets.BENCHMARK_APP_CLIENT_ID", context)
         elif uses == "peter-evans/create-pull-request":
             pull_request = {**given, "body": (workdir / given["body-path"]).read_text()}
         elif "run" in step:
