@@ -186,7 +186,7 @@ def test_failed_and_missing_training_cells_are_rows_that_say_why(tmp_path: Path)
     train = train_frame(records)
     assert list(train.status) == ["failed", "failed"] and list(train.workload) == ["train"] * 2
     assert "loss not finite at training iteration 7" in train.reason[0]
-    assert f"see {Path('logs', 'p', 'train', 'det')}/" in train.reason[1]
+    assert f"see {Path('logs', 'p', 'r', 'train', 'det')}/" in train.reason[1]
     assert frame_of(records).empty  # training rows never become inference cells
     table = "\n".join(zoo_tables(frame_of(records), train))
     assert "| seg " in table and "failed: train: RuntimeError: loss not finite" in table

@@ -70,6 +70,7 @@ class Comparison:
     across_settings: bool = False  # verdicts given although settings differ
     unrecorded: list[str] = field(default_factory=list)  # profiles a side has no settings of
     settings_cells: int = 0  # cells whose two sides were measured under other settings
+    compared: list[str] = field(default_factory=list)  # profiles on both sides
 
     def count(self, verdict: str) -> int:
         return int((self.cells.verdict == verdict).sum()) if not self.cells.empty else 0
@@ -270,9 +271,12 @@ def compare(base: Path, new: Path, threshold: float, gates: dict[str, dict[str, 
         changed = [c for c in _environment_changes(profile, old_env, new_env)
                    if c["what"] in CONDITIONS] if old_env and new_env else []
         result.conditions += changed
-        if _run_settings(old_env) is None or _run_settings(new_env) is None:
-            result.unrecorded.append(profile)
-        result.flags += [_flagged(profile, "old", old_frame), _flagged(profile, "new", new_frame)]
+        if profile in old_profiles and profile in new_profiles:  # measured on both sides
+            result.compared.append(profile)
+            if _run_settings(old_env) is None or _run_settings(new_env) is None:
+                result.unrecorded.append(profile)
+            result.flags += [_flagged(profile, "old", old_frame),
+                             _flagged(profile, "new", new_frame)]
         for key in [*old_rows, *(k for k in new_rows if k not in old_rows)]:
             o, n = old_rows.get(key), new_rows.get(key)
             verdict, change, basis = _latency_verdict(o, n, threshold, not changed)
@@ -343,7 +347,9 @@ def _cell_table(frame: pd.DataFrame) -> str:
 
 def _conditions(result: Comparison) -> list[str]:
     """Before any verdict: the measurement settings that differ and the flagged cells on each
-    side, what makes two figures comparable or not."""
+    side, what makes two figures comparable or not (none where no profile is on both sides)."""
+    if not result.compared:
+        return []
     lines = []
     if result.settings:
         what = "; ".join(f"{c['profile']}: {c['what']} {c['old']} -> {c['new']}"

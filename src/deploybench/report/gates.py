@@ -26,13 +26,18 @@ def reference_value(group: pd.DataFrame, metric: str) -> tuple[float, str]:
     return (float("nan"), "") if ref is None else (ref[metric], ref.device)
 
 
+def _evaluated_in(row: Any) -> Any:
+    """The run that evaluated the row (its run, in frames from before the two were apart)."""
+    return getattr(row, "evaluate_run", getattr(row, "run", None))
+
+
 def _drop_interval(row: Any, metric: str, reference: Any) -> tuple[float, float] | None:
     """The drop's bootstrap interval, where the cell and the reference were evaluated in the
     same run (the interval was drawn against that reference)."""
     low = getattr(row, f"{metric}_drop_ci95_low", None)
     high = getattr(row, f"{metric}_drop_ci95_high", None)
     if low is None or pd.isna(low) or pd.isna(high) or reference is None \
-            or reference.evaluate_run != row.evaluate_run:
+            or _evaluated_in(reference) != _evaluated_in(row):
         return None
     return float(low), float(high)
 
