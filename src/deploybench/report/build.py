@@ -31,7 +31,7 @@ from deploybench.report.front_page import DETAIL_PAGE, FRONT_PAGE, render_front_
 from deploybench.report.gates import gate_of, gate_results
 from deploybench.report.model_pages import write_model_pages
 from deploybench.report.published import published_checks
-from deploybench.report.table import frame_of, read_records, stamp_flags, write_records
+from deploybench.report.table import frame_of, read_records, with_flags, write_records
 from deploybench.report.train_table import train_frame
 
 # The detail page's sections in order: the front page links each.
@@ -71,15 +71,17 @@ def build_report(results: list[str], profile: str, out_dir: Path,
     their tolerance)."""
     records = [{**r, "run": run} for r in read_records(list(results))]
     drop_intervals.annotate(records, list(results))
-    return write_report(stamp_flags(records), profile, out_dir, tolerances, run)
+    return write_report(records, profile, out_dir, tolerances, run)
 
 
 def write_report(records: list[dict[str, Any]], profile: str, out_dir: Path,
                  tolerances: dict[str, dict[str, float]] | None = None,
                  run: str = "local") -> tuple[int, int]:
     """Write the docs of `records` (and the records themselves, one JSON per line, which
-    `deploybench publish` merges into the published ones)."""
+    `deploybench publish` merges into the published ones), each measurement with the flags
+    judged within these records unless it carries its own."""
     frame = frame_of(records)
+    records = with_flags(records, frame)
     tolerances = tolerances or {}
     gates = gate_results(frame[frame.batch == 1], tolerances)  # accuracy is per image
     published = published_checks(frame[frame.batch == 1], tolerances)

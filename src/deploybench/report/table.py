@@ -197,7 +197,11 @@ def stamp_flags(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`records` with each good measure result carrying its row's busy and unstable flags, as
     judged within its own records (a run's, or the published ones before a merge); a result
     that carries flags keeps them."""
-    frame = frame_of(records)
+    return with_flags(records, frame_of(records))
+
+
+def with_flags(records: list[dict[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """As `stamp_flags`, with `frame` already made from `records`."""
     flags = {_row_key(r): {"busy": _plain(r.busy), "unstable": _plain(r.unstable)}
              for r in frame.itertuples()}
     return [{**r, "flags": flags[_row_key(r["cell"])]}

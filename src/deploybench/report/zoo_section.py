@@ -99,26 +99,24 @@ def _training(t: Any) -> dict[str, str]:
     """The training columns of a training row, or blanks and "not trained" without one."""
     if t is None:
         return {"Training": "", "Batch": "", "Lr schd": "", "Mem (GB)": "",
-                "Train time (s/iter)": "not trained", "data / compute (s)": "", "Config": ""}
+                "Train time (s/iter)": "not trained", "data / compute (s)": ""}
     return {"Training": t.precision, "Batch": str(int(t.batch)) if t.batch else "",
             "Lr schd": t.lr_schedule if pd.notna(t.lr_schedule) else "",
             "Mem (GB)": _memory(t), "Train time (s/iter)": _train_time(t),
             "data / compute (s)": (f"{t.train_data_s_median:.3f} / "
-                                   f"{t.train_compute_s_median:.3f}" if t.status == "ok" else ""),
-            "Config": f"`{t.config}`" if pd.notna(t.config) and t.config else ""}
+                                   f"{t.train_compute_s_median:.3f}" if t.status == "ok" else "")}
 
 
 def _line(model: str, t: Any, inf: Any, table: dict[str, Any]) -> dict[str, str]:
-    training = _training(t)
-    config = training.pop("Config")
-    line = {"Model": model, "Device": t.device if t is not None else inf.device, **training,
+    line = {"Model": model, "Device": t.device if t is not None else inf.device, **_training(t),
             table["fps_label"]: num(getattr(inf, table["fps"], None), ".1f"),
             table["other_label"]: num(getattr(inf, table["other"], None), ".1f")}
     for metric in table["metrics"]:
         line[HEADERS[metric]] = _scaled(getattr(inf, metric, None), metric)
     line["published"] = ", ".join(f"{HEADERS[m]} {_scaled(v, m)}" for m in table["metrics"]
                                   if pd.notna(v := getattr(inf, f"published_{m}", None)))
-    line["Config"] = config
+    trained = t is not None and pd.notna(t.config) and t.config
+    line["Config"] = f"`{t.config}`" if trained else ""
     line["trained"] = _trained(t, inf)
     return line
 
